@@ -1,0 +1,1 @@
+"""One module per ``blackbox-rp`` subcommand; see :mod:`blackbox_rp.cli` for the contract."""

@@ -1,0 +1,29 @@
+"""List the bundled source models: name, input, classes, and where the weights come from."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "list bundled source models (input size, number of classes, source of weights)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from oracles.models import MODELS
+
+    rows = [{"name": m.name, "input": f"{m.channels}x{m.image_size}x{m.image_size} in [0,1] (min {m.min_size} px)",
+             "classes": m.num_classes, "description": m.description, "source": m.source}
+            for m in MODELS.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    w = max(len(r["name"]) for r in rows)
+    print(f"{'name':<{w}}  {'input':<34}  classes  description")
+    for r in rows:
+        print(f"{r['name']:<{w}}  {r['input']:<34}  {r['classes']:>7}  {r['description']}")
+        print(f"{'':<{w}}  weights: {r['source']}")
+    return 0

@@ -1,0 +1,24 @@
+"""Input transformations ``I_θ``: visual prompts between the target task and the frozen model.
+
+Every transform maps a flat θ (its ``dim`` is known at construction) and a
+batch of target images (N, C_in, H_in, W_in) in [0, 1] to the model's input
+(N, channels, S, S) in [0, 1]:
+
+* ``none`` — resize onto the canvas, dim 0 (zero-shot baseline);
+* ``pad`` — learnable full-resolution frame around the resized image;
+* ``full`` — learnable full-resolution pattern under a mask (all-ones by default);
+* ``lowdim`` — small 3×8×8 pattern upsampled, tanh, frame mask (192-d);
+* ``coordinator`` — BlackVIP: frozen encoder + light learnable decoder, an input-dependent prompt.
+
+>>> from blackbox_rp.transforms import make_transform, TRANSFORMS
+>>> sorted(TRANSFORMS)
+['coordinator', 'full', 'lowdim', 'none', 'pad']
+>>> make_transform("pad", in_shape=(1, 28, 28), out_size=96).dim
+18240
+"""
+
+from . import additive, coordinator, none  # noqa: F401  (registers the built-in transforms)
+from .base import CanvasConfig, Transform, TransformError
+from .registry import TRANSFORMS, make_transform, register_transform
+
+__all__ = ["Transform", "TransformError", "CanvasConfig", "TRANSFORMS", "make_transform", "register_transform"]

@@ -95,7 +95,8 @@ class Budget:
 
 @dataclass
 class PhaseCounts:
-    """What one phase spent. ``reserved`` are queries in flight (not yet answered)."""
+    """What one phase spent. ``reserved`` are queries in flight (not yet answered);
+    ``pending_cost`` the cost bounds of calls in flight (not yet priced)."""
 
     queries: int = 0
     calls: int = 0
@@ -105,9 +106,10 @@ class PhaseCounts:
     completion_tokens: int = 0
     cost: float = 0.0
     reserved: int = 0
+    pending_cost: float = 0.0
 
     def to_dict(self) -> dict[str, float | int]:
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "reserved"}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("reserved", "pending_cost")}
         d["model_queries"] = self.queries - self.cache_hits
         return d
 
@@ -248,17 +250,24 @@ class Ledger:
                 if b.max_calls is not None and tot.calls + 1 > b.max_calls:
                     raise BudgetExhausted(b, phase, "calls", 1, tot.calls, b.max_calls,
                                           self._snapshot_unlocked())
-                if b.max_cost is not None and tot.cost + cost_bound > b.max_cost + 1e-12:
-                    raise BudgetExhausted(b, phase, "cost", cost_bound, tot.cost, b.max_cost,
+                # calls still in flight hold their bound, so concurrent calls cannot overspend together
+                if b.max_cost is not None and tot.cost + tot.pending_cost + cost_bound > b.max_cost + 1e-12:
+                    raise BudgetExhausted(b, phase, "cost", cost_bound, tot.cost + tot.pending_cost, b.max_cost,
                                           self._snapshot_unlocked())
-            self._counts(phase).calls += 1
+            c = self._counts(phase)
+            c.calls += 1
+            c.pending_cost += cost_bound
 
     def record_call_outcome(self, phase: str | None = None, *, failed: bool = False,
-                            prompt_tokens: int = 0, completion_tokens: int = 0, cost: float = 0.0) -> None:
-        """Add what a sent call turned out to cost (tokens, money) and whether it failed."""
+                            prompt_tokens: int = 0, completion_tokens: int = 0, cost: float = 0.0,
+                            settle: float = 0.0) -> None:
+        """Add what a sent call turned out to cost (tokens, money) and whether it failed.
+
+        ``settle`` gives back the cost bound the call held while in flight (see ``charge_call``)."""
         phase = phase or self._phase
         with self._lock:
             c = self._counts(phase)
+            c.pending_cost = max(0.0, c.pending_cost - settle)
             c.failed_calls += int(failed)
             c.prompt_tokens += int(prompt_tokens)
             c.completion_tokens += int(completion_tokens)

@@ -164,15 +164,22 @@ class Call:
         self.phase = phase
         self.n_inputs = n_inputs
         self.attempts = 0
+        self._pending = 0.0  # cost bound of the attempt in flight, held in the ledger until it is settled
 
     def attempt(self) -> None:
         """Charge one call (one request about to leave). Raises BudgetExhausted before sending."""
-        self.oracle.ledger.charge_call(self.phase, self.oracle.cost_bound(self.n_inputs))
+        bound = self.oracle.cost_bound(self.n_inputs)
+        self.oracle.ledger.charge_call(self.phase, bound)
+        self._pending += bound
         self.attempts += 1
+
+    def _settle(self) -> float:
+        pending, self._pending = self._pending, 0.0
+        return pending
 
     def failed(self, detail: str) -> None:
         """Record that the last attempt failed (kept in the ledger and the journal's audit log)."""
-        self.oracle.ledger.record_call_outcome(self.phase, failed=True)
+        self.oracle.ledger.record_call_outcome(self.phase, failed=True, settle=self._settle())
         if self.oracle.journal is not None:
             self.oracle.journal.log_call(oracle=self.oracle.identity, phase=self.phase,
                                          n_inputs=self.n_inputs, ok=False, detail=detail[:500])
@@ -182,7 +189,7 @@ class Call:
         if cost is None:
             cost = self.oracle.price(self.n_inputs, prompt_tokens, completion_tokens)
         self.oracle.ledger.record_call_outcome(self.phase, prompt_tokens=prompt_tokens,
-                                               completion_tokens=completion_tokens, cost=cost)
+                                               completion_tokens=completion_tokens, cost=cost, settle=self._settle())
 
 
 class Oracle(ABC):

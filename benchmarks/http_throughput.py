@@ -10,9 +10,9 @@ isolates what HTTP costs) and the bare forward pass for reference, each with
 torch's default thread count and with one thread. Every
 configuration is repeated ``--reps`` times, interleaved, best kept.
 
-    python benchmarks/http.py            # full
-    python benchmarks/http.py --quick    # < 1 minute
-    python benchmarks/http.py --llama-cpp gemma.gguf   # + completions with logprobs via llama_cpp.server
+    python benchmarks/http_throughput.py            # full
+    python benchmarks/http_throughput.py --quick    # < 1 minute
+    python benchmarks/http_throughput.py --llama-cpp gemma.gguf   # + completions with logprobs via llama_cpp.server
 
 Prints a markdown table; the last line is one JSON object of headline figures
 (``http_over_inprocess``: the best HTTP rate over the best in-process oracle rate).
@@ -20,22 +20,17 @@ Prints a markdown table; the last line is one JSON object of headline figures
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
-# this file is named http.py: run as a script, its folder comes first on sys.path and would shadow the
-# standard library's http package (which httpx, urllib and torch import). Put the repository there instead.
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 KEY_ENV = "BBRP_BENCH_KEY"
 LLAMA_HINT = ("llama-cpp-python is not installed. To run this mode: "
               "CMAKE_BUILD_PARALLEL_LEVEL=2 pip install 'llama-cpp-python[server]==0.3.36' (builds from source, "

@@ -1,0 +1,159 @@
+"""Visual reprogramming on the bundled ImageNet model: prompts × label mappings × optimizers, beside the
+no-prompt baselines and the white-box ceiling of the same transform and mapping.
+
+For each target dataset and seed: the zero-shot FLM mapping (no prompt), the
+output-only linear probe (no prompt, logistic regression on the returned
+log-probabilities), then every {transform} × {mapping} × {optimizer} cell
+black-box at each query budget (train + validation queries; test reported
+apart), and the white-box ceiling (backprop, NOT black-box) of each
+{transform} × {mapping}. Prints a markdown table (mean ± sd over seeds) and,
+as its last line, a JSON object with the headline figures.
+
+The full grid (3 transforms × 5 mappings × 3 optimizers × 3 budgets × 3 seeds
+× 2 datasets) is days of CPU; pass the subset you can afford:
+
+    python benchmarks/visual.py --quick                       # < 1 minute
+    python benchmarks/visual.py --datasets mnist5k --transforms lowdim \\
+        --mappings blm+,linear --optimizers zo-adam --budgets 20000 --seeds 0 --whitebox-steps 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from blackbox_rp import Budget, Ledger
+from blackbox_rp.baselines import output_only
+from blackbox_rp.data import load_target, split_dataset
+from blackbox_rp.mapping import make_mapping
+from blackbox_rp.reprogram import Reprogrammer
+from blackbox_rp.transforms import make_transform
+from blackbox_rp.whitebox import WhiteboxConfig, whitebox_fit
+
+QUICK = dict(datasets="mnist5k", transforms="lowdim", mappings="blm+,linear", optimizers="zo-adam", budgets="1000",
+             seeds="0", whitebox_steps=10, split="200,100,100", size=48, image_size=32, eval_every=3)
+
+
+def _csv(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a small grid in under a minute")
+    p.add_argument("--model", default="efficientnet-lite0")
+    p.add_argument("--datasets", default="mnist5k,fashion-mnist")
+    p.add_argument("--transforms", default="pad,lowdim,coordinator")
+    p.add_argument("--mappings", default="flm,ilm,blm,blm+,linear")
+    p.add_argument("--optimizers", default="spsa-gc,zo-adam,cma")
+    p.add_argument("--budgets", default="10000,50000,200000", help="train + validation queries per run")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--whitebox-steps", type=int, default=300, help="0 skips the white-box ceiling")
+    p.add_argument("--split", default="3000,1000,1000", help="train,validation,test sizes")
+    p.add_argument("--size", type=int, default=64, help="canvas side")
+    p.add_argument("--image-size", type=int, default=48, help="target image side inside the canvas")
+    p.add_argument("--eval-every", type=int, default=25)
+    p.add_argument("--json-out", type=Path, default=None, help="also write every row to this JSON file")
+    args = p.parse_args(argv)
+    if args.quick:
+        for k, v in QUICK.items():
+            setattr(args, k, v)
+    logging.basicConfig(level=logging.WARNING)
+    from oracles import TorchOracle
+
+    t0 = time.monotonic()
+    split = tuple(int(s) for s in _csv(args.split))
+    canvas = {"image_size": args.image_size}
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        # one journal per run of the benchmark: the no-prompt answers are shared by the baselines and θ₀
+        oracle = TorchOracle(args.model, journal=Path(tmp) / "journal.sqlite", max_batch=256)
+        for ds in _csv(args.datasets):
+            data = load_target(ds)
+            for seed in (int(s) for s in _csv(args.seeds)):
+                train, val, test = split_dataset(data, split, seed)
+                oracle.ledger = Ledger()
+                for name, mapping in (("zero-shot FLM (no prompt)", "flm"), ("linear probe (no prompt)", "linear")):
+                    r = output_only(oracle, mapping, train, test, out_size=args.size, seed=seed, **canvas)
+                    rows.append(dict(dataset=ds, seed=seed, method=name, transform="none", mapping=mapping,
+                                     optimizer="-", budget=0, test=r["accuracy"], queries=len(train),
+                                     calls=oracle.ledger.counts("baseline").calls, black_box=True))
+                for tname in _csv(args.transforms):
+                    for mname in _csv(args.mappings):
+                        for oname in _csv(args.optimizers):
+                            for budget in (int(b) for b in _csv(args.budgets)):
+                                oracle.ledger = Ledger(Budget(max_queries=budget, phases=("train", "validation")))
+                                rp = Reprogrammer.build(tname, oracle, mname, oname, train, out_size=args.size,
+                                                        seed=seed, transform_params=canvas,
+                                                        eval_every=args.eval_every)
+                                fit = rp.fit(train, val)
+                                ev = rp.evaluate(test)
+                                led = oracle.ledger
+                                rows.append(dict(dataset=ds, seed=seed, method="black-box", transform=tname,
+                                                 mapping=mname, optimizer=oname, budget=budget, test=ev["accuracy"],
+                                                 val=fit.val_accuracy, steps=fit.steps,
+                                                 queries=led.counts("train").queries + led.counts("validation").queries,
+                                                 calls=led.counts("train").calls + led.counts("validation").calls,
+                                                 black_box=True))
+                        if args.whitebox_steps:
+                            t = make_transform(tname, in_shape=tuple(train.x.shape[1:]), out_size=args.size,
+                                               channels=oracle.input_spec.channels or 3, seed=seed, **canvas)
+                            m = make_mapping(mname, oracle.num_classes, train.num_classes, seed=seed)
+                            wb = whitebox_fit(t, oracle, m, train, val, test,
+                                              WhiteboxConfig(steps=args.whitebox_steps, seed=seed,
+                                                             lr=0.001 if mname == "linear" else 0.05))
+                            rows.append(dict(dataset=ds, seed=seed, method="white-box ceiling", transform=tname,
+                                             mapping=mname, optimizer="backprop (Adam)", budget=0,
+                                             test=wb["test_accuracy"], val=wb["val_accuracy"], queries=0, calls=0,
+                                             black_box=False))
+    # ---------------------------------------------------------------- report
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["method"], r["transform"], r["mapping"], r["optimizer"], r["budget"]),
+                          []).append(r)
+    print(f"\nmodel {args.model}; split {split} (train, validation, test); canvas {args.size} px, image "
+          f"{args.image_size} px; seeds {args.seeds}; {time.monotonic() - t0:.0f} s\n")
+    print("| dataset | method | transform | mapping | optimizer | budget | test acc % (mean ± sd) | "
+          "train+val queries | calls | black-box |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    summary: dict[tuple, float] = {}
+    for key, rs in groups.items():
+        accs = [100 * r["test"] for r in rs]
+        mean = statistics.mean(accs)
+        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        summary[key] = mean
+        ds, method, tname, mname, oname, budget = key
+        print(f"| {ds} | {method} | {tname} | {mname} | {oname} | {budget or '-'} | {mean:.1f} ± {sd:.1f} | "
+              f"{int(statistics.mean(r['queries'] for r in rs))} | {int(statistics.mean(r['calls'] for r in rs))} | "
+              f"{'yes' if rs[0]['black_box'] else 'NO'} |")
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(rows, indent=1))
+    first = _csv(args.datasets)[0]
+    bb = {k: v for k, v in summary.items() if k[0] == first and k[1] == "black-box"}
+    best_key = max(bb, key=bb.get) if bb else None
+    wb_key = (first, "white-box ceiling", best_key[2], best_key[3], "backprop (Adam)", 0) if best_key else None
+    head = {
+        "dataset": first,
+        "zero_shot_acc": round(summary[(first, "zero-shot FLM (no prompt)", "none", "flm", "-", 0)] / 100, 4),
+        "linear_probe_acc": round(summary[(first, "linear probe (no prompt)", "none", "linear", "-", 0)] / 100, 4),
+        "best_blackbox_acc": None if best_key is None else round(bb[best_key] / 100, 4),
+        "best_blackbox": None if best_key is None else "/".join(map(str, best_key[2:])),
+        "whitebox_acc": round(summary[wb_key] / 100, 4) if wb_key in summary else None,
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+    if head["best_blackbox_acc"] is not None and head["whitebox_acc"]:
+        head["blackbox_over_whitebox"] = round(head["best_blackbox_acc"] / head["whitebox_acc"], 4)
+    print(json.dumps(head))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

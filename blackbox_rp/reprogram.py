@@ -1,0 +1,432 @@
+"""The Reprogrammer: transform + oracle + label mapping + zeroth-order optimizer, with honest bookkeeping.
+
+    y_target = O_ω ∘ f ∘ I_θ (x_target)
+
+:meth:`Reprogrammer.fit` learns θ (and refits ω) by spending queries; every
+step sends *all* candidates of one ``ask()`` on the *same* minibatch in one
+oracle batch, so a finite difference measures the step and not the minibatch.
+
+Why it is built the way it is (measured in ``benchmarks/visual.py`` and the
+probes of RESOURCES.md):
+
+* **ω follows θ.** Each step's ± queries sit next to θ, so their answers
+  are free data for a statistical mapping: every ``refit_every`` steps FLM,
+  BLM and BLM+ are refitted on the last ``refit_window`` answered rows. ILM
+  is refitted on the whole training split with the current θ once per epoch,
+  as Chen et al. (2023) define it, and so is the ``linear`` readout: its
+  ~10⁴ weights overfit the few distinct images a window holds.
+* **Selection uses validation only.** θ and ω are evaluated on the validation
+  split every ``eval_every`` steps (phase ``"validation"``); the best pair is
+  kept. At the end ω is refitted once more on the full training split at the
+  best θ, and that refit is kept only if it is at least as good on validation
+  (its validation answers are reused, not bought again). Test rows are never
+  touched by :meth:`fit`.
+* **The budget is never crossed.** A step is taken only if it fits in what the
+  ledger still allows after the final refit's reserve; ``BudgetExhausted``
+  from anywhere ends ``fit`` cleanly with the best θ so far.
+* **Resumable by replay.** Every random choice comes from ``seed``; with a
+  journal on the oracle, a killed ``fit`` run again sends the same queries,
+  which the journal answers without a call, and reaches the same result.
+
+Example (the fast bundled model; seconds on a CPU)::
+
+    >>> import numpy as np
+    >>> from blackbox_rp.data import load_dataset
+    >>> from blackbox_rp.reprogram import Reprogrammer
+    >>> from oracles import TorchOracle
+    >>> d = load_dataset("digits")
+    >>> idx = np.random.default_rng(0).permutation(len(d))
+    >>> train, val, test = d.subset(idx[:300]), d.subset(idx[300:400]), d.subset(idx[400:500])
+    >>> oracle = TorchOracle("fmnist-cnn")
+    >>> rp = Reprogrammer.build("lowdim", oracle, "blm+", "spsa-gc", train, out_size=28, max_steps=5)
+    >>> result = rp.fit(train, val)
+    >>> 0.0 <= rp.evaluate(test)["accuracy"] <= 1.0
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .data import Dataset
+from .exposure import Response
+from .ledger import BudgetExhausted
+from .losses import LOSSES, make_loss
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Reprogrammer", "ReprogramConfig", "FitResult", "StepInfo", "accuracy_of", "recommended_optimizer_params",
+           "RECOMMENDED_OPTIMIZER_PARAMS"]
+
+
+#: optimizer settings :meth:`Reprogrammer.build` uses unless given others, by (optimizer, mapping kind).
+#: A statistical mapping (FLM/ILM/BLM/BLM+) needs the prompt to move far from θ₀ (RESOURCES.md's
+#: recipe: Adam, lr 0.05, ±0.05 differences); a linear readout is fitted to θ₀'s features, and a large
+#: move of the frame breaks it, so its prompt takes small steps (lr 0.001; measured on MNIST-5k
+#: validation: lr 0.01-0.05 lost 10-20 points within 25 steps, white-box as well as black-box).
+RECOMMENDED_OPTIMIZER_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
+    ("zo-adam", "statistical"): {"q": 2, "mu": 0.05, "lr": 0.05},
+    ("zo-adam", "linear"): {"q": 4, "mu": 0.01, "lr": 0.001},
+    ("spsa-gc", "statistical"): {"q": 2, "c": 0.05},
+    ("spsa-gc", "linear"): {"q": 2, "c": 0.01, "first_step": 0.005},
+    ("cma", "statistical"): {"sigma0": 0.5},
+    ("cma", "linear"): {"sigma0": 0.05},
+}
+
+
+def recommended_optimizer_params(optimizer: str, mapping: str) -> dict[str, Any]:
+    """The measured settings for ``optimizer`` with ``mapping`` (empty: the optimizer's own defaults)."""
+    kind = "linear" if mapping == "linear" else "statistical"
+    return dict(RECOMMENDED_OPTIMIZER_PARAMS.get((optimizer, kind), {}))
+
+
+#: how the mapping follows the prompt during fit (see :class:`ReprogramConfig`)
+REFITS = ("auto", "window", "epoch", "none")
+
+
+@dataclass(frozen=True)
+class ReprogramConfig:
+    """How :meth:`Reprogrammer.fit` spends its queries.
+
+    Args:
+        batch_size: target images per step; every candidate of a step is evaluated on them.
+        max_steps: optimizer steps (None: until the budget or the optimizer stops).
+        refit: how ω follows θ during the run. ``"window"``: every ``refit_every`` steps from the
+            last ``refit_window`` answered rows (free: those queries are paid already); ``"epoch"``: on
+            the whole training split at the current θ once per epoch (costs ``len(train)`` queries);
+            ``"none"``: only the initial and final fits; ``"auto"`` (default): ``"epoch"`` for ILM and
+            for parametric readouts (``linear``: its ~10⁴ weights overfit the few hundred distinct
+            images a window holds), ``"window"`` for FLM/BLM/BLM+.
+        refit_every: steps between window refits.
+        refit_window: most recent answered rows a window refit uses (the prompt drifts: old rows mislead).
+        eval_every: steps between validation evaluations (selection points of the learning curve).
+        val_size: validation rows used for selection (None: all); fewer is cheaper and noisier.
+        final_refit: refit ω on the full training split at the best θ, kept if validation agrees.
+        loss: ``ce``, ``focal``, ``hinge`` or ``neg-acc`` (see :mod:`blackbox_rp.losses`).
+        loss_params: :class:`~blackbox_rp.losses.LossConfig` fields (``gamma``, ``margin``).
+        eval_batch: inputs per oracle batch when evaluating a whole split.
+        seed: minibatch order (the optimizer and the mapping have their own seeds).
+    """
+
+    batch_size: int = 64
+    max_steps: int | None = None
+    refit: str = "auto"
+    refit_every: int = 10
+    refit_window: int = 4096
+    eval_every: int = 25
+    val_size: int | None = None
+    final_refit: bool = True
+    loss: str = "ce"
+    loss_params: tuple[tuple[str, float], ...] = ()
+    eval_batch: int = 512
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "refit_every", "refit_window", "eval_every", "eval_batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"ReprogramConfig.{name} must be a positive int, got {v!r}")
+        for name in ("max_steps", "val_size"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"ReprogramConfig.{name} must be a positive int or None, got {v!r}")
+        if self.refit not in REFITS:
+            raise ValueError(f"ReprogramConfig.refit must be one of {list(REFITS)}, got {self.refit!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; available: {list(LOSSES)}")
+        if isinstance(self.loss_params, dict):
+            object.__setattr__(self, "loss_params", tuple(sorted(self.loss_params.items())))
+        make_loss(self.loss, **dict(self.loss_params))  # refuses unknown loss parameters now
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["loss_params"] = dict(self.loss_params)
+        return d
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a ``fit`` callback sees after each step (and after each validation point)."""
+
+    step: int
+    queries: int              # train + validation queries spent by this fit so far
+    loss: float               # mean loss of the step's candidates
+    val_accuracy: float | None  # set on steps that evaluated validation
+
+
+@dataclass
+class FitResult:
+    """The outcome of :meth:`Reprogrammer.fit`: the selected θ and how it was reached."""
+
+    theta: np.ndarray
+    val_accuracy: float
+    best_step: int
+    steps: int
+    stop_reason: str
+    curve: list[dict[str, float]] = field(default_factory=list)
+    queries: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"val_accuracy": self.val_accuracy, "best_step": self.best_step, "steps": self.steps,
+                "stop_reason": self.stop_reason, "queries": self.queries, "curve": list(self.curve),
+                "theta_dim": int(self.theta.size)}
+
+
+def accuracy_of(pred: np.ndarray, y: np.ndarray) -> float:
+    return float((np.asarray(pred) == np.asarray(y)).mean()) if len(y) else 0.0
+
+
+class _Stop(Exception):
+    """Internal: the remaining budget cannot pay for another step plus the final reserve."""
+
+
+class Reprogrammer:
+    """Learns θ of ``transform`` and ω of ``mapping`` through ``oracle`` with ``optimizer``.
+
+    Args:
+        transform: a :class:`~blackbox_rp.transforms.Transform` (its ``dim`` is θ's size).
+        oracle: any :class:`~blackbox_rp.oracle.Oracle` whose inputs are the transform's outputs.
+        mapping: a :class:`~blackbox_rp.mapping.LabelMapping`; checked against the oracle's exposure now.
+        optimizer: an :class:`~blackbox_rp.optim.Optimizer` of dimension ``transform.dim``, or a
+            registered name (then built with ``seed`` and ``x0 = transform.init_theta()``).
+        loss: shorthand for ``config.loss``.
+        config: a :class:`ReprogramConfig`; keyword arguments override its fields.
+    """
+
+    def __init__(self, transform: Any, oracle: Any, mapping: Any, optimizer: Any, loss: str | None = None,
+                 config: ReprogramConfig | None = None, **overrides: Any):
+        from .optim import make
+
+        cfg = config or ReprogramConfig()
+        if loss is not None:
+            overrides["loss"] = loss
+        if overrides:
+            unknown = sorted(set(overrides) - set(ReprogramConfig.__dataclass_fields__))
+            if unknown:
+                raise ValueError(f"unknown Reprogrammer option(s) {unknown}; accepted: "
+                                 f"{list(ReprogramConfig.__dataclass_fields__)}")
+            cfg = ReprogramConfig(**{**cfg.to_dict(), **overrides})
+        self.config = cfg
+        if transform.dim < 1:
+            raise ValueError(f"transform {transform.name!r} has no parameters (dim 0): nothing to optimise; "
+                             f"for a no-prompt baseline use blackbox_rp.baselines.output_only")
+        mapping.check(oracle)
+        if isinstance(optimizer, str):
+            optimizer = make(optimizer, transform.dim, seed=cfg.seed, x0=transform.init_theta())
+        if optimizer.dim != transform.dim:
+            raise ValueError(f"optimizer dimension {optimizer.dim} != transform dimension {transform.dim}")
+        self.transform, self.oracle, self.mapping, self.optimizer = transform, oracle, mapping, optimizer
+        self.loss_fn = make_loss(cfg.loss, **dict(cfg.loss_params))
+        self.theta = np.asarray(transform.init_theta(), dtype=np.float64)
+        self.refit = cfg.refit
+        if self.refit == "auto":
+            parametric = getattr(mapping, "num_params", 0) > 0
+            self.refit = "epoch" if mapping.refit_every == "epoch" or parametric else "window"
+        self.result: FitResult | None = None
+        logger.info("reprogramming: transform %s (θ dim %d), mapping %s, optimizer %s, loss %s",
+                    transform.name, transform.dim, mapping.name, optimizer.name, cfg.loss)
+
+    @classmethod
+    def build(cls, transform: str, oracle: Any, mapping: str, optimizer: str, train: Dataset, *,
+              out_size: int | None = None, seed: int = 0, transform_params: dict[str, Any] | None = None,
+              mapping_params: dict[str, Any] | None = None, optimizer_params: dict[str, Any] | None = None,
+              **config: Any) -> "Reprogrammer":
+        """Assemble a Reprogrammer from registry names; shapes come from ``train`` and the oracle.
+
+        ``optimizer_params`` None takes :func:`recommended_optimizer_params`; ``{}`` the optimizer's defaults.
+        """
+        from .mapping import make_mapping
+        from .optim import make
+        from .transforms import make_transform
+
+        spec = oracle.input_spec
+        size = out_size or spec.height or max(spec.min_size, 32)
+        t = make_transform(transform, in_shape=tuple(train.x.shape[1:]), out_size=int(size),
+                           channels=spec.channels or 3, seed=seed, **(transform_params or {}))
+        m = make_mapping(mapping, oracle.num_classes, train.num_classes, seed=seed, **(mapping_params or {}))
+        if optimizer_params is None:
+            optimizer_params = recommended_optimizer_params(optimizer, mapping)
+        o = make(optimizer, t.dim, seed=seed, x0=t.init_theta(), **optimizer_params)
+        return cls(t, oracle, m, o, seed=seed, **config)
+
+    # ------------------------------------------------------------ querying
+    def _respond(self, theta: np.ndarray, x: np.ndarray, phase: str) -> Response:
+        """The oracle's answers for ``x`` under θ, in batches of ``eval_batch``."""
+        parts = []
+        for s in range(0, len(x), self.config.eval_batch):
+            parts.append(self.oracle(self.transform(theta, x[s:s + self.config.eval_batch]), phase=phase))
+        return Response.concat(parts)
+
+    def _spent(self) -> int:
+        led = self.oracle.ledger
+        return led.counts("train").queries + led.counts("validation").queries
+
+    def _affordable(self, n: int, reserve: int) -> bool:
+        """Can ``n`` more train/validation queries be spent and still leave ``reserve``?"""
+        led = self.oracle.ledger
+        rem = [r for r in (led.remaining_queries("train"), led.remaining_queries("validation")) if r is not None]
+        return not rem or min(rem) >= n + reserve
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: Dataset, val: Dataset,
+            callback: Callable[[StepInfo], None] | None = None) -> FitResult:
+        """Learn θ and ω on ``train``, select them on ``val``; returns the :class:`FitResult`.
+
+        Spends train queries (phase ``"train"``) for the initial mapping fit, the
+        optimisation steps, ILM's per-epoch refits and the final refit, and
+        validation queries (phase ``"validation"``) for selection. Never touches
+        a test split. ``callback`` is called after every step.
+        """
+        cfg = self.config
+        self._check_split(train, "train")
+        self._check_split(val, "validation")
+        rng = np.random.default_rng(cfg.seed)
+        val_idx = np.arange(len(val)) if cfg.val_size is None or cfg.val_size >= len(val) else \
+            np.sort(rng.choice(len(val), cfg.val_size, replace=False))
+        xv, yv = val.x[val_idx], val.y[val_idx]
+        opt, mapping = self.optimizer, self.mapping
+        reserve = len(train) if cfg.final_refit else 0
+        per_step = opt.queries_per_step * cfg.batch_size
+        if cfg.max_steps is not None:
+            opt.plan(cfg.max_steps)
+        else:
+            rem = self.oracle.ledger.remaining_queries("train")
+            if rem is not None:  # a rough horizon for optimizers whose gains depend on it
+                opt.plan(max(1, (rem - reserve - len(train)) // (per_step + len(xv) // cfg.eval_every + 1)))
+        curve: list[dict[str, float]] = []
+        best = {"acc": -1.0, "theta": self.theta.copy(), "mapping": None, "step": 0, "val_resp": None}
+        window: list[tuple[Response, np.ndarray]] = []
+        step, stop_reason = 0, ""
+
+        def evaluate_val(theta: np.ndarray) -> None:
+            # at step 0 ω was just fitted on all of train at θ₀: no final refit to keep budget for
+            if not self._affordable(len(xv), reserve if step else 0):
+                raise _Stop("budget left only for the final refit")
+            resp = self._respond(theta, xv, "validation")
+            acc = accuracy_of(mapping.predict(resp), yv)
+            curve.append({"step": step, "queries": self._spent(), "val_accuracy": acc})
+            logger.info("step %d: validation accuracy %.4f after %d queries", step, acc, self._spent())
+            if acc > best["acc"]:
+                best.update(acc=acc, theta=theta.copy(), mapping=mapping.state_dict(), step=step, val_resp=resp)
+
+        def refit_full(theta: np.ndarray) -> None:
+            mapping.fit(self._respond(theta, train.x, "train"), train.y)
+
+        try:
+            try:
+                refit_full(self.theta)
+                evaluate_val(self.theta)
+                order = rng.permutation(len(train))
+                pos = 0
+                while cfg.max_steps is None or step < cfg.max_steps:
+                    why = opt.stop()
+                    if why:
+                        stop_reason = f"optimizer: {why}"
+                        break
+                    if not self._affordable(per_step, reserve):
+                        stop_reason = "budget exhausted (rest kept for the final refit)"
+                        break
+                    if pos + cfg.batch_size > len(train):  # an epoch ends: reshuffle; epoch refits
+                        order, pos = rng.permutation(len(train)), 0
+                        if self.refit == "epoch":
+                            if not self._affordable(len(train), reserve):
+                                stop_reason = "budget exhausted (rest kept for the final refit)"
+                                break
+                            refit_full(opt.recommend())
+                    idx = order[pos:pos + min(cfg.batch_size, len(train))]
+                    pos += len(idx)
+                    loss = self._step(train.x[idx], train.y[idx], window)
+                    step += 1
+                    if self.refit == "window" and step % cfg.refit_every == 0:
+                        rows = Response.concat([r for r, _ in window])
+                        mapping.fit(rows, np.concatenate([y for _, y in window]))
+                    val_acc = None
+                    if step % cfg.eval_every == 0:
+                        evaluate_val(opt.recommend())
+                        val_acc = curve[-1]["val_accuracy"]
+                    if callback is not None:
+                        callback(StepInfo(step, self._spent(), loss, val_acc))
+                else:
+                    stop_reason = f"max_steps ({cfg.max_steps}) reached"
+                if step % cfg.eval_every != 0:  # the last iterate gets its selection point too
+                    evaluate_val(opt.recommend())
+            except _Stop as e:
+                stop_reason = f"budget exhausted ({e})"
+            if cfg.final_refit:
+                self._final_refit(train, yv, best)
+        except BudgetExhausted as e:
+            stop_reason = f"budget exhausted: {e}"
+            logger.info("fit stopped: %s", e)
+        self.theta = best["theta"]
+        if best["mapping"] is not None:
+            mapping.load_state_dict(best["mapping"])
+        self.result = FitResult(theta=self.theta.copy(), val_accuracy=float(best["acc"]), best_step=best["step"],
+                                steps=step, stop_reason=stop_reason, curve=curve, queries=self._spent())
+        logger.info("fit done: %d steps, best validation accuracy %.4f at step %d (%s)", step, best["acc"],
+                    best["step"], stop_reason)
+        return self.result
+
+    def _step(self, xb: np.ndarray, yb: np.ndarray, window: list[tuple[Response, np.ndarray]]) -> float:
+        """One optimizer step: all candidates on the same minibatch, in one oracle batch."""
+        cands = self.optimizer.ask()
+        inputs = np.concatenate([self.transform(c, xb) for c in cands])
+        resp = self.oracle(inputs, phase="train")
+        n = len(xb)
+        losses = []
+        for j in range(len(cands)):
+            part = resp.take(slice(j * n, (j + 1) * n))
+            losses.append(self.loss_fn(self.mapping.scores(part), yb))
+        self.optimizer.tell(cands, losses)
+        window.append((resp, np.tile(yb, len(cands))))
+        while sum(len(y) for _, y in window) - len(window[0][1]) >= self.config.refit_window:
+            window.pop(0)
+        return float(np.mean(losses))
+
+    def _final_refit(self, train: Dataset, yv: np.ndarray, best: dict[str, Any]) -> None:
+        """Refit ω on all of ``train`` at the best θ; keep it only if validation does not get worse."""
+        if best["val_resp"] is None or best["step"] == 0:  # at θ₀, ω was already fitted on all of train
+            return
+        saved = self.mapping.state_dict()
+        self.mapping.load_state_dict(best["mapping"])
+        self.mapping.fit(self._respond(best["theta"], train.x, "train"), train.y)
+        acc = accuracy_of(self.mapping.predict(best["val_resp"]), yv)
+        logger.info("final refit at the best θ: validation %.4f (was %.4f)", acc, best["acc"])
+        if acc >= best["acc"]:
+            best.update(acc=acc, mapping=self.mapping.state_dict())
+        self.mapping.load_state_dict(saved)
+
+    @staticmethod
+    def _check_split(d: Dataset, what: str) -> None:
+        if not isinstance(d, Dataset):
+            raise TypeError(f"{what} split must be a blackbox_rp.data.Dataset, got {type(d).__name__}")
+        if len(d) == 0:
+            raise ValueError(f"the {what} split is empty")
+
+    # ----------------------------------------------------------- serving
+    def predict(self, x: np.ndarray, phase: str = "serve") -> np.ndarray:
+        """Target-class predictions of the reprogrammed model for images ``x`` (queries charged to ``phase``)."""
+        if not self.mapping.fitted:
+            raise RuntimeError("the mapping is not fitted: call fit(train, val) first")
+        return self.mapping.predict(self._respond(self.theta, np.asarray(x), phase))
+
+    def evaluate(self, test: Dataset) -> dict[str, Any]:
+        """Test accuracy at the selected θ and ω; queries charged to phase ``"test"``."""
+        self._check_split(test, "test")
+        before = self.oracle.ledger.counts("test")
+        acc = accuracy_of(self.predict(test.x, phase="test"), test.y)
+        after = self.oracle.ledger.counts("test")
+        return {"accuracy": acc, "n": len(test), "queries": after.queries - before.queries,
+                "calls": after.calls - before.calls}
+
+    def describe(self) -> dict[str, Any]:
+        """The configuration results files record."""
+        return {"transform": self.transform.describe(), "mapping": self.mapping.describe(),
+                "optimizer": {"name": self.optimizer.name, "dim": self.optimizer.dim,
+                              "queries_per_step": self.optimizer.queries_per_step,
+                              "config": self.optimizer.config.to_dict()},
+                "loss": self.config.loss, "refit": self.refit, "config": self.config.to_dict(),
+                "oracle": self.oracle.describe()}

@@ -28,8 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from blackbox_rp import Budget, Ledger
 from blackbox_rp.baselines import output_only
 from blackbox_rp.data import load_target, split_dataset

@@ -34,7 +34,7 @@ import contextlib
 import itertools
 import logging
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Iterator, Mapping, Sequence
 
 logger = logging.getLogger(__name__)

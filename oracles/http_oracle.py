@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
@@ -28,9 +27,9 @@ import numpy as np
 
 from blackbox_rp.exposure import NEEDS, Exposure, LabelOnly, Probs, Response, TopK
 from blackbox_rp.ledger import Ledger
-from blackbox_rp.oracle import Call, InputSpec, Oracle, OracleError
+from blackbox_rp.oracle import Call, InputSpec, OracleError
 
-from .remote import (EventLoopThread, Malformed, Refused, RetryPolicy, Secret, Transient, answer_concurrently,
+from .remote import (AsyncRemoteOracle, Malformed, Refused, RetryPolicy, Secret, Transient,
                      parse_retry_after, redact, send_with_retries)
 from .wire import ENCODINGS, encode_array, encode_binary, response_from_json
 
@@ -91,7 +90,7 @@ def _public_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
-class HTTPOracle(Oracle):
+class HTTPOracle(AsyncRemoteOracle):
     """A classifier behind an HTTP API.
 
     Args:
@@ -116,8 +115,6 @@ class HTTPOracle(Oracle):
                  max_batch: int = 64, class_names: Sequence[str] | None = None):
         if api_key_env is not None and api_key is not None:
             raise ValueError("give api_key_env or api_key, not both")
-        if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         if price_per_call < 0 or price_per_query < 0:
@@ -127,7 +124,6 @@ class HTTPOracle(Oracle):
         self.base_url = url.rstrip("/")
         self.endpoint = _public_url(self.base_url) + self.schema.path
         self._url = self.base_url + self.schema.path
-        self.max_in_flight = int(max_in_flight)
         self.timeout = float(timeout)
         self.retry = retry or RetryPolicy()
         self.seed = seed
@@ -138,11 +134,8 @@ class HTTPOracle(Oracle):
         if exposure is None:
             exposure = {"topk": TopK(self.schema.top_k or 1), "label": LabelOnly()}.get(self.source_level, Probs())
         self._identity = f"http:{name or self.endpoint}"
-        self._runner: EventLoopThread | None = None
-        self._runner_lock = threading.Lock()  # several threads may query one oracle
-        self._client: Any = None
-        super().__init__(input_spec, num_classes, exposure=exposure, ledger=ledger, journal=journal,
-                         max_batch=max_batch, class_names=class_names)
+        super().__init__(input_spec, num_classes, max_in_flight=max_in_flight, exposure=exposure, ledger=ledger,
+                         journal=journal, max_batch=max_batch, class_names=class_names)
 
     # ------------------------------------------------------------ discovery
     @classmethod
@@ -187,26 +180,20 @@ class HTTPOracle(Oracle):
     def price(self, n_inputs: int, prompt_tokens: int, completion_tokens: int) -> float:
         return self.price_per_call + self.price_per_query * n_inputs
 
-    def _ensure_runner(self) -> EventLoopThread:
-        with self._runner_lock:
-            return self._start_runner()
+    def _thread_name(self) -> str:
+        return f"http-oracle {self.endpoint}"
 
-    def _start_runner(self) -> EventLoopThread:
-        if self._runner is None:
-            self._runner = EventLoopThread(f"http-oracle {self.endpoint}")
-        return self._runner
+    def _new_client(self) -> Any:
+        import httpx
 
-    def _get_client(self) -> Any:
-        """The pooled async client; created inside the loop thread on first use."""
-        if self._client is None:
-            import httpx
+        limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
+        # TCP_NODELAY: a request goes out as headers then body; with Nagle's algorithm on, the body
+        # waits for the server's delayed ACK of the headers (~40 ms per request on Linux)
+        transport = httpx.AsyncHTTPTransport(limits=limits, socket_options=[NODELAY])
+        return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(self.timeout))
 
-            limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
-            # TCP_NODELAY: a request goes out as headers then body; with Nagle's algorithm on, the body
-            # waits for the server's delayed ACK of the headers (~40 ms per request on Linux)
-            transport = httpx.AsyncHTTPTransport(limits=limits, socket_options=[NODELAY])
-            self._client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(self.timeout))
-        return self._client
+    async def _close_client(self, client: Any) -> None:
+        await client.aclose()
 
     def _body(self, chunk: Any) -> tuple[bytes, dict[str, str]]:
         """The request body and its headers (the key is added at send time)."""
@@ -267,32 +254,6 @@ class HTTPOracle(Oracle):
         return response_from_json(body, kind=kind, num_classes=self.num_classes, n=n,
                                   scores_field=self.schema.scores_field, labels_field=self.schema.labels_field,
                                   indices_field=self.schema.indices_field)
-
-    def _answer(self, inputs: Any, call: Call) -> Response:
-        return self._ensure_runner().run(self._request(0, inputs, call))
-
-    def _answer_chunks(self, chunks: list[Any], phase: str, deliver: Any) -> None:
-        answer_concurrently(self._ensure_runner(), chunks,
-                            lambda i, c: self._request(i, c, Call(self, phase, len(c))),
-                            self.max_in_flight, deliver)
-
-    def close(self) -> None:
-        """Close the connection pool and the loop thread (also done at interpreter exit)."""
-        if self._runner is not None:
-            client, self._client = self._client, None
-
-            async def aclose() -> None:
-                if client is not None:
-                    await client.aclose()
-
-            self._runner.close(aclose)
-            self._runner = None
-
-    def __enter__(self) -> "HTTPOracle":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import threading
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -35,10 +34,10 @@ import numpy as np
 
 from blackbox_rp.exposure import Exposure, Response
 from blackbox_rp.ledger import Ledger
-from blackbox_rp.oracle import Call, InputError, InputSpec, Oracle
+from blackbox_rp.oracle import Call, InputError, InputSpec
 
 from .http_oracle import NODELAY
-from .remote import (EventLoopThread, Malformed, Refused, RetryPolicy, Secret, Transient, answer_concurrently,
+from .remote import (AsyncRemoteOracle, Malformed, Refused, RetryPolicy, Secret, Transient,
                      parse_retry_after, send_with_retries)
 
 logger = logging.getLogger(__name__)
@@ -128,7 +127,7 @@ def _chat_overhead() -> int:
     return 16
 
 
-class OpenAIOracle(Oracle):
+class OpenAIOracle(AsyncRemoteOracle):
     """A classifier made of an OpenAI-compatible model (see the module docstring).
 
     Args:
@@ -146,15 +145,12 @@ class OpenAIOracle(Oracle):
                  api_key: Secret | None = None, max_in_flight: int = 4, timeout: float = 60.0, retry: RetryPolicy | None = None, seed: int = 0,
                  exposure: Exposure | str | None = None, ledger: Ledger | None = None, journal: Any = None,
                  max_batch: int = 32):
-        if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
         self.config = config
         if api_key is not None:
             self._secret: Secret | None = api_key
         else:
             self._secret = Secret.from_env(api_key_env) if api_key_env is not None else None
         self.base_url = base_url.rstrip("/") if base_url else None
-        self.max_in_flight = int(max_in_flight)
         self.timeout = float(timeout)
         self.retry = retry or RetryPolicy()
         self._rng = np.random.default_rng(seed)
@@ -162,13 +158,11 @@ class OpenAIOracle(Oracle):
         if exposure is None and self.source_level == "label":
             exposure = "label"
         self._identity = f"openai:{config.mode}:{config.model}@{self.base_url or 'default'}#{config.fingerprint()}"
-        self._runner: EventLoopThread | None = None
-        self._runner_lock = threading.Lock()  # several threads may query one oracle
-        self._client: Any = None
         self._label_emb: np.ndarray | None = None
         self._emb_lock: asyncio.Lock | None = None
         self._words = [[_norm(w) for w in ws] for ws in config.labels]
-        super().__init__(InputSpec.text(), len(config.labels), exposure=exposure, ledger=ledger, journal=journal,
+        super().__init__(InputSpec.text(), len(config.labels), max_in_flight=max_in_flight, exposure=exposure,
+                         ledger=ledger, journal=journal,
                          max_batch=1 if config.mode == "chat" else max_batch,
                          class_names=[ws[0] for ws in config.labels])
 
@@ -188,31 +182,26 @@ class OpenAIOracle(Oracle):
         return (prompt_tokens * c.price_prompt_per_1k + completion_tokens * c.price_completion_per_1k) / 1000.0
 
     # ------------------------------------------------------------ client
-    def _ensure_runner(self) -> EventLoopThread:
-        with self._runner_lock:
-            return self._start_runner()
+    def _thread_name(self) -> str:
+        return f"openai-oracle {self.config.model}"
 
-    def _start_runner(self) -> EventLoopThread:
-        if self._runner is None:
-            self._runner = EventLoopThread(f"openai-oracle {self.config.model}")
-        return self._runner
+    def _new_client(self) -> Any:
+        import httpx2
+        from openai import AsyncOpenAI
 
-    def _get_client(self) -> Any:
-        if self._client is None:
-            import httpx2
-            from openai import AsyncOpenAI
+        # openai 3.x is built on httpx2 (not httpx) and accepts only an httpx2 client. We pass one
+        # ourselves to size its pool to our concurrency bound: max_in_flight connections, kept alive
+        # across batches, instead of the client's default pool of 1000.
+        limits = httpx2.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
+        # TCP_NODELAY as in HTTPOracle: no Nagle wait between a request's headers and its body
+        transport = httpx2.AsyncHTTPTransport(limits=limits, socket_options=[NODELAY])
+        http = httpx2.AsyncClient(transport=transport, timeout=httpx2.Timeout(self.timeout))
+        key = self._secret.reveal() if self._secret is not None else "no-key"  # the client insists on one
+        return AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout,
+                           http_client=http)
 
-            # openai 3.x is built on httpx2 (not httpx) and accepts only an httpx2 client. We pass one
-            # ourselves to size its pool to our concurrency bound: max_in_flight connections, kept alive
-            # across batches, instead of the client's default pool of 1000.
-            limits = httpx2.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
-            # TCP_NODELAY as in HTTPOracle: no Nagle wait between a request's headers and its body
-            transport = httpx2.AsyncHTTPTransport(limits=limits, socket_options=[NODELAY])
-            http = httpx2.AsyncClient(transport=transport, timeout=httpx2.Timeout(self.timeout))
-            key = self._secret.reveal() if self._secret is not None else "no-key"  # the client insists on one
-            self._client = AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0,
-                                       timeout=self.timeout, http_client=http)
-        return self._client
+    async def _close_client(self, client: Any) -> None:
+        await client.close()
 
     def _prompts(self, texts: Sequence[str]) -> list[str]:
         out = [self.config.template.format(text=t) for t in texts]
@@ -242,7 +231,8 @@ class OpenAIOracle(Oracle):
         except (openai.APIResponseValidationError, ValueError, TypeError) as e:
             raise Malformed(f"malformed answer ({type(e).__name__}: {str(e)[:200]})") from None
 
-    async def _request(self, ci: int, texts: list[str], call: Call) -> Response:
+    async def _request(self, ci: int, texts: Sequence[str], call: Call) -> Response:
+        texts = list(texts)
         prompts = self._prompts(texts)
         mode = self.config.mode
 
@@ -411,32 +401,6 @@ class OpenAIOracle(Oracle):
         return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
     # ------------------------------------------------------------ oracle
-    def _answer(self, inputs: list[str], call: Call) -> Response:
-        return self._ensure_runner().run(self._request(0, list(inputs), call))
-
-    def _answer_chunks(self, chunks: list[Any], phase: str, deliver: Any) -> None:
-        answer_concurrently(self._ensure_runner(), chunks,
-                            lambda i, c: self._request(i, list(c), Call(self, phase, len(c))),
-                            self.max_in_flight, deliver)
-
-    def close(self) -> None:
-        """Close the client and the loop thread."""
-        if self._runner is not None:
-            client, self._client = self._client, None
-
-            async def aclose() -> None:
-                if client is not None:
-                    await client.close()
-
-            self._runner.close(aclose)
-            self._runner = None
-
-    def __enter__(self) -> "OpenAIOracle":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         c = self.config

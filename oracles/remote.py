@@ -11,6 +11,8 @@
   server's ``Retry-After``; malformed answers are retried a bounded number of
   times. Retries are driven by ``tenacity``; the jitter comes from a seeded
   generator so a run's schedule is reproducible.
+* :class:`AsyncRemoteOracle`: the base of remote oracles, owning that loop
+  thread and the client living in it; a subclass sends one request.
 * :class:`EventLoopThread` and :func:`answer_concurrently`: one event loop per
   oracle, in a daemon thread, keeps an async HTTP client and its connection
   pool alive across batches; chunks of a batch are sent with at most
@@ -34,12 +36,12 @@ import numpy as np
 
 from blackbox_rp.exposure import Response
 from blackbox_rp.ledger import BudgetExhausted
-from blackbox_rp.oracle import Call, OracleError
+from blackbox_rp.oracle import Call, Oracle, OracleError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Secret", "redact", "RetryPolicy", "Transient", "Malformed", "Refused", "parse_retry_after",
-           "send_with_retries", "EventLoopThread", "answer_concurrently"]
+           "send_with_retries", "EventLoopThread", "answer_concurrently", "AsyncRemoteOracle"]
 
 T = TypeVar("T")
 
@@ -283,3 +285,76 @@ def answer_concurrently(runner: EventLoopThread, chunks: list[Any],
     fut.result()
     if first is not None:
         raise first
+
+
+class AsyncRemoteOracle(Oracle):
+    """Base of oracles that reach an API through an async client on their own event-loop thread.
+
+    It owns what every remote oracle shares: the loop thread and the client that
+    lives in it (both made on first use and shared by every thread querying the
+    oracle), answering one request or many with at most ``max_in_flight`` in the
+    air, and closing. A subclass implements ``_request(ci, chunk, call)`` (one
+    request, with its retries), ``_new_client()`` (called in the loop thread)
+    and ``_close_client(client)``, and names its loop thread with ``_thread_name()``.
+    """
+
+    def __init__(self, *args: Any, max_in_flight: int, **kwargs: Any):
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        self.max_in_flight = int(max_in_flight)
+        self._runner: EventLoopThread | None = None
+        self._runner_lock = threading.Lock()  # several threads may query one oracle
+        self._client: Any = None
+        super().__init__(*args, **kwargs)
+
+    # ------------------------------------------------------------ subclasses
+    def _thread_name(self) -> str:
+        return f"{type(self).__name__} {self.identity}"
+
+    def _new_client(self) -> Any:
+        raise NotImplementedError
+
+    async def _close_client(self, client: Any) -> None:
+        raise NotImplementedError
+
+    async def _request(self, ci: int, chunk: Any, call: Call) -> Response:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- shared
+    def _ensure_runner(self) -> EventLoopThread:
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = EventLoopThread(self._thread_name())
+            return self._runner
+
+    def _get_client(self) -> Any:
+        """The pooled async client; created inside the loop thread on first use."""
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    def _answer(self, inputs: Any, call: Call) -> Response:
+        return self._ensure_runner().run(self._request(0, inputs, call))
+
+    def _answer_chunks(self, chunks: list[Any], phase: str, deliver: Callable[[int, Response], None]) -> None:
+        answer_concurrently(self._ensure_runner(), chunks,
+                            lambda i, c: self._request(i, c, Call(self, phase, len(c))),
+                            self.max_in_flight, deliver)
+
+    def close(self) -> None:
+        """Close the client and the loop thread. Copies made by ``with_exposure`` share them."""
+        if self._runner is not None:
+            client, self._client = self._client, None
+
+            async def aclose() -> None:
+                if client is not None:
+                    await self._close_client(client)
+
+            self._runner.close(aclose)
+            self._runner = None
+
+    def __enter__(self) -> "AsyncRemoteOracle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

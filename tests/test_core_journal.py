@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blackbox_rp import InputSpec, Journal, JournalError, Ledger
+from blackbox_rp import Journal, JournalError, Ledger
 from oracles import TorchOracle
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,15 +4,10 @@ and refuses files it cannot trust."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +16,8 @@ import pytest
 from blackbox_rp import Journal, JournalError, Ledger
 from oracles import TorchOracle
 
-ROOT = Path(__file__).resolve().parents[1]
+from killable import run_killable
+
 
 # A run that queries 40 batches of 16 fmnist-cnn inputs, one small "optimizer step" per batch,
 # journaled; it prints one line per step and a final JSON summary.
@@ -47,25 +43,7 @@ RUN = textwrap.dedent("""
 
 
 def _run(journal: Path, steps: int = 40, kill_after: int | None = None) -> dict | None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", RUN, str(journal), str(steps)], stdout=subprocess.PIPE,
-                            text=True, env=env)
-    try:
-        lines = []
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:  # bounded: the script prints steps + 1 lines
-            lines.append(line)
-            if kill_after is not None and line.startswith("step") and int(line.split()[1]) >= kill_after:
-                os.kill(proc.pid, signal.SIGKILL)  # mid-run, likely mid-write: the next batch is in flight
-                proc.wait(timeout=30)
-                return None
-            assert time.monotonic() < deadline, "run took too long"
-        assert proc.wait(timeout=60) == 0
-        return json.loads(lines[-1])
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    return run_killable(RUN, str(journal), str(steps), kill_after=kill_after)
 
 
 def test_killed_run_resumes_to_the_same_result_without_paying_again(tmp_path):

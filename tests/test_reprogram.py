@@ -3,13 +3,7 @@ white-box reference. On the fast bundled fmnist-cnn with scikit-learn's digits a
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +16,8 @@ from blackbox_rp.reprogram import Reprogrammer, ReprogramConfig
 from blackbox_rp.whitebox import WhiteboxConfig, whitebox_fit
 from oracles import TorchOracle
 
-ROOT = Path(__file__).resolve().parents[1]
+from killable import run_killable
+
 SIZE, IMAGE = 28, 20  # fmnist-cnn takes 28 px; the 8x8 digits go in a 20 px centre, a 4 px frame around
 
 
@@ -169,23 +164,7 @@ RUN = textwrap.dedent("""
 
 
 def _run(journal: Path, kill_after: int | None = None) -> dict | None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", RUN, str(journal)], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        lines, deadline = [], time.monotonic() + 240
-        for line in proc.stdout:  # bounded: 30 step lines and one JSON line
-            lines.append(line)
-            if kill_after is not None and line.startswith("step") and int(line.split()[1]) >= kill_after:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
-                return None
-            assert time.monotonic() < deadline, "run took too long"
-        assert proc.wait(timeout=60) == 0
-        return json.loads(lines[-1])
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    return run_killable(RUN, str(journal), kill_after=kill_after, seconds=240, env={"OMP_NUM_THREADS": "1"})
 
 
 @pytest.mark.slow

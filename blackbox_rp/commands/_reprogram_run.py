@@ -69,22 +69,6 @@ OPTIMIZER_CHOICES = LazyChoices(_optimizer_names, prefixes=("ng:",))
 LOSS_CHOICES = LazyChoices(_loss_names)
 
 
-def parse_params(items: list[str] | None, what: str) -> dict[str, Any]:
-    """``KEY=VALUE`` strings to a dict; values read as JSON where they parse (numbers, true, null, lists)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{what} parameters are KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-        if isinstance(out[key], list):
-            out[key] = tuple(out[key])
-    return out
-
-
 @dataclass(frozen=True)
 class TaskSpec:
     """One reprogramming task as the CLI describes it."""

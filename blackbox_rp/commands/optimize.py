@@ -14,6 +14,8 @@ import argparse
 import dataclasses
 import json
 
+from ._params import parse_params
+
 HELP = "list the zeroth-order optimizers, or run one on a test function (sphere, ellipsoid, rosenbrock)"
 
 
@@ -26,19 +28,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="optimizer parameter")
     p.add_argument("--json", action="store_true", help="print JSON")
-
-
-def _parse_params(items: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--param takes NAME=VALUE, got {item!r}")
-        try:
-            out[name] = json.loads(value)
-        except json.JSONDecodeError:
-            out[name] = value
-    return out
 
 
 def _listing() -> list[dict[str, object]]:
@@ -73,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from blackbox_rp.optim.functions import make_function
 
     f = make_function(args.function, args.dim)
-    opt = make(args.optimizer, args.dim, seed=args.seed, x0=f.x0, **_parse_params(args.param))
+    opt = make(args.optimizer, args.dim, seed=args.seed, x0=f.x0, **parse_params(args.param, "optimizer"))
     try:
         res = minimize(f, opt, budget=args.budget)
     finally:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._params import parse_params
 from ._reprogram_run import (LOSS_CHOICES, MAPPING_CHOICES, OPTIMIZER_CHOICES, TRANSFORM_CHOICES, TaskSpec,
-                             parse_params, print_summary, run_task)
+                             print_summary, run_task)
 
 HELP = "reprogram a model black-box to a target task (prompt + label mapping + optimizer)"
 

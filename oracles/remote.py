@@ -29,6 +29,7 @@ import os
 import queue
 import threading
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
@@ -311,14 +312,17 @@ class AsyncRemoteOracle(Oracle):
     def _thread_name(self) -> str:
         return f"{type(self).__name__} {self.identity}"
 
+    @abstractmethod
     def _new_client(self) -> Any:
-        raise NotImplementedError
+        """The async client (called in the loop thread, once)."""
 
+    @abstractmethod
     async def _close_client(self, client: Any) -> None:
-        raise NotImplementedError
+        """Close what ``_new_client`` made."""
 
+    @abstractmethod
     async def _request(self, ci: int, chunk: Any, call: Call) -> Response:
-        raise NotImplementedError
+        """Send chunk ``ci`` as one request (with its retries, each charged through ``call``)."""
 
     # ----------------------------------------------------------------- shared
     def _ensure_runner(self) -> EventLoopThread:

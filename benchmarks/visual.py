@@ -15,11 +15,19 @@ The full grid (3 transforms × 5 mappings × 3 optimizers × 3 budgets × 3 seed
     python benchmarks/visual.py --quick                       # < 1 minute
     python benchmarks/visual.py --datasets mnist5k --transforms lowdim \\
         --mappings blm+,linear --optimizers zo-adam --budgets 20000 --seeds 0 --whitebox-steps 300
+
+Long grids: ``--journal FILE`` keeps every answer in one SQLite journal, so a
+killed run started again replays what it had asked (no model call) and goes on
+where it stopped, to the same numbers; ``--json-out FILE`` is rewritten after
+every cell. ``--directions 2,4,8`` repeats each black-box cell with that many
+directions per step (``q`` of SPSA-GC and ZO-Adam, ``popsize`` of CMA-ES) at
+the same budget: fewer, better-informed steps against more, noisier ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import statistics
@@ -30,9 +38,10 @@ from pathlib import Path
 
 from blackbox_rp import Budget, Ledger
 from blackbox_rp.baselines import output_only
+from blackbox_rp.commands._params import parse_params
 from blackbox_rp.data import load_target, split_dataset
 from blackbox_rp.mapping import make_mapping
-from blackbox_rp.reprogram import Reprogrammer
+from blackbox_rp.reprogram import Reprogrammer, recommended_optimizer_params
 from blackbox_rp.transforms import make_transform
 from blackbox_rp.whitebox import WhiteboxConfig, whitebox_fit
 
@@ -42,6 +51,21 @@ QUICK = dict(datasets="mnist5k", transforms="lowdim", mappings="blm+,linear", op
 
 def _csv(text: str) -> list[str]:
     return [t for t in text.split(",") if t]
+
+
+def mean_sd(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    v = list(values)
+    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+
+
+def _with_directions(optimizer: str, mapping: str, directions: str) -> dict | None:
+    """The recommended settings of ``optimizer`` with ``directions`` candidates per step ("default": as is)."""
+    if directions == "default":
+        return None
+    params = recommended_optimizer_params(optimizer, mapping)
+    params["popsize" if optimizer.startswith("cma") else "q"] = int(directions)
+    return params
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=64, help="canvas side")
     p.add_argument("--image-size", type=int, default=48, help="target image side inside the canvas")
     p.add_argument("--eval-every", type=int, default=25)
-    p.add_argument("--json-out", type=Path, default=None, help="also write every row to this JSON file")
+    p.add_argument("--transform-param", action="append", metavar="KEY=VALUE",
+                   help="transform option for every cell and the white-box runs, e.g. background=0.5 (repeatable)")
+    p.add_argument("--directions", default="default",
+                   help="directions per step to compare, e.g. default,2,8 (q of SPSA-GC/ZO-Adam, popsize of CMA-ES)")
+    p.add_argument("--journal", type=Path, default=None,
+                   help="SQLite journal to keep (default: a temporary one); a re-run replays its answers")
+    p.add_argument("--json-out", type=Path, default=None, help="also write every row to this JSON file, "
+                   "rewritten after each cell")
     args = p.parse_args(argv)
     if args.quick:
         for k, v in QUICK.items():
@@ -69,38 +100,45 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     split = tuple(int(s) for s in _csv(args.split))
-    canvas = {"image_size": args.image_size}
+    canvas = {"image_size": args.image_size, **parse_params(args.transform_param, "--transform-param")}
     rows: list[dict] = []
+
+    def add(row: dict) -> None:
+        rows.append(row)
+        if args.json_out is not None:
+            args.json_out.write_text(json.dumps(rows, indent=1))
+
     with tempfile.TemporaryDirectory() as tmp:
         # one journal per run of the benchmark: the no-prompt answers are shared by the baselines and θ₀
-        oracle = TorchOracle(args.model, journal=Path(tmp) / "journal.sqlite", max_batch=256)
+        oracle = TorchOracle(args.model, journal=args.journal or Path(tmp) / "journal.sqlite", max_batch=256)
         for ds in _csv(args.datasets):
             data = load_target(ds)
             for seed in (int(s) for s in _csv(args.seeds)):
                 train, val, test = split_dataset(data, split, seed)
                 oracle.ledger = Ledger()
                 for name, mapping in (("zero-shot FLM (no prompt)", "flm"), ("linear probe (no prompt)", "linear")):
-                    r = output_only(oracle, mapping, train, test, out_size=args.size, seed=seed, **canvas)
-                    rows.append(dict(dataset=ds, seed=seed, method=name, transform="none", mapping=mapping,
-                                     optimizer="-", budget=0, test=r["accuracy"], queries=len(train),
-                                     calls=oracle.ledger.counts("baseline").calls, black_box=True))
+                    r = output_only(oracle, mapping, train, test, out_size=args.size, seed=seed, canvas=canvas)
+                    add(dict(dataset=ds, seed=seed, method=name, transform="none", mapping=mapping,
+                             optimizer="-", budget=0, test=r["accuracy"], queries=len(train),
+                             calls=oracle.ledger.counts("baseline").calls, black_box=True))
                 for tname in _csv(args.transforms):
                     for mname in _csv(args.mappings):
-                        for oname in _csv(args.optimizers):
-                            for budget in (int(b) for b in _csv(args.budgets)):
-                                oracle.ledger = Ledger(Budget(max_queries=budget, phases=("train", "validation")))
-                                rp = Reprogrammer.build(tname, oracle, mname, oname, train, out_size=args.size,
-                                                        seed=seed, transform_params=canvas,
-                                                        eval_every=args.eval_every)
-                                fit = rp.fit(train, val)
-                                ev = rp.evaluate(test)
-                                led = oracle.ledger
-                                rows.append(dict(dataset=ds, seed=seed, method="black-box", transform=tname,
-                                                 mapping=mname, optimizer=oname, budget=budget, test=ev["accuracy"],
-                                                 val=fit.val_accuracy, steps=fit.steps,
-                                                 queries=led.counts("train").queries + led.counts("validation").queries,
-                                                 calls=led.counts("train").calls + led.counts("validation").calls,
-                                                 black_box=True))
+                        for oname, budget, dirs in itertools.product(
+                                _csv(args.optimizers), (int(b) for b in _csv(args.budgets)), _csv(args.directions)):
+                            oracle.ledger = Ledger(Budget(max_queries=budget, phases=("train", "validation")))
+                            rp = Reprogrammer.build(tname, oracle, mname, oname, train, out_size=args.size,
+                                                    seed=seed, transform_params=canvas, eval_every=args.eval_every,
+                                                    optimizer_params=_with_directions(oname, mname, dirs))
+                            fit = rp.fit(train, val)
+                            ev = rp.evaluate(test)
+                            led = oracle.ledger
+                            label = oname if dirs == "default" else f"{oname} ({rp.optimizer.queries_per_step}/step)"
+                            add(dict(dataset=ds, seed=seed, method="black-box", transform=tname, mapping=mname,
+                                     optimizer=label, budget=budget, test=ev["accuracy"], val=fit.val_accuracy,
+                                     steps=fit.steps, per_step=rp.optimizer.queries_per_step,
+                                     queries=led.counts("train").queries + led.counts("validation").queries,
+                                     calls=led.counts("train").calls + led.counts("validation").calls,
+                                     black_box=True))
                         if args.whitebox_steps:
                             t = make_transform(tname, in_shape=tuple(train.x.shape[1:]), out_size=args.size,
                                                channels=oracle.input_spec.channels or 3, seed=seed, **canvas)
@@ -108,32 +146,32 @@ def main(argv: list[str] | None = None) -> int:
                             wb = whitebox_fit(t, oracle, m, train, val, test,
                                               WhiteboxConfig(steps=args.whitebox_steps, seed=seed,
                                                              lr=0.001 if mname == "linear" else 0.05))
-                            rows.append(dict(dataset=ds, seed=seed, method="white-box ceiling", transform=tname,
-                                             mapping=mname, optimizer="backprop (Adam)", budget=0,
-                                             test=wb["test_accuracy"], val=wb["val_accuracy"], queries=0, calls=0,
-                                             black_box=False))
+                            add(dict(dataset=ds, seed=seed, method="white-box ceiling", transform=tname,
+                                     mapping=mname, optimizer="backprop (Adam)", budget=0,
+                                     test=wb["test_accuracy"], val=wb["val_accuracy"], queries=0, calls=0,
+                                     black_box=False))
     # ---------------------------------------------------------------- report
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["method"], r["transform"], r["mapping"], r["optimizer"], r["budget"]),
                           []).append(r)
+    probe = {(r["dataset"], r["seed"]): r["test"] for r in rows if r["method"].startswith("linear probe")}
     print(f"\nmodel {args.model}; split {split} (train, validation, test); canvas {args.size} px, image "
-          f"{args.image_size} px; seeds {args.seeds}; {time.monotonic() - t0:.0f} s\n")
+          f"{args.image_size} px; transform options {canvas}; seeds {args.seeds}; {time.monotonic() - t0:.0f} s\n")
     print("| dataset | method | transform | mapping | optimizer | budget | test acc % (mean ± sd) | "
-          "train+val queries | calls | black-box |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "minus probe, same seed (mean ± sd; seeds above) | train+val queries | calls | black-box |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     summary: dict[tuple, float] = {}
+    gains: dict[tuple, list[float]] = {}
     for key, rs in groups.items():
-        accs = [100 * r["test"] for r in rs]
-        mean = statistics.mean(accs)
-        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        summary[key] = mean
+        summary[key] = mean_sd(100 * r["test"] for r in rs)[0]
+        gains[key] = [100 * (r["test"] - probe[r["dataset"], r["seed"]]) for r in rs]
         ds, method, tname, mname, oname, budget = key
-        print(f"| {ds} | {method} | {tname} | {mname} | {oname} | {budget or '-'} | {mean:.1f} ± {sd:.1f} | "
+        acc, gain = mean_sd(100 * r["test"] for r in rs), mean_sd(gains[key])
+        print(f"| {ds} | {method} | {tname} | {mname} | {oname} | {budget or '-'} | {acc[0]:.1f} ± {acc[1]:.1f} | "
+              f"{gain[0]:+.1f} ± {gain[1]:.1f}; {sum(g > 0 for g in gains[key])}/{len(rs)} | "
               f"{int(statistics.mean(r['queries'] for r in rs))} | {int(statistics.mean(r['calls'] for r in rs))} | "
               f"{'yes' if rs[0]['black_box'] else 'NO'} |")
-    if args.json_out is not None:
-        args.json_out.write_text(json.dumps(rows, indent=1))
     first = _csv(args.datasets)[0]
     bb = {k: v for k, v in summary.items() if k[0] == first and k[1] == "black-box"}
     best_key = max(bb, key=bb.get) if bb else None
@@ -145,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         "best_blackbox_acc": None if best_key is None else round(bb[best_key] / 100, 4),
         "best_blackbox": None if best_key is None else "/".join(map(str, best_key[2:])),
         "whitebox_acc": round(summary[wb_key] / 100, 4) if wb_key in summary else None,
+        "best_minus_probe": None if best_key is None else round(statistics.mean(gains[best_key]) / 100, 4),
+        "best_above_probe_seeds": None if best_key is None else
+        f"{sum(g > 0 for g in gains[best_key])}/{len(gains[best_key])}",
         "seconds": round(time.monotonic() - t0, 1),
     }
     if head["best_blackbox_acc"] is not None and head["whitebox_acc"]:

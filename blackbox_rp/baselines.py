@@ -33,17 +33,20 @@ __all__ = ["output_only"]
 
 
 def output_only(oracle: Any, mapping: str, train: Dataset, test: Dataset, *, out_size: int,
-                image_size: int | None = None, phase: str = "baseline", seed: int = 0,
+                canvas: dict[str, Any] | None = None, phase: str = "baseline", seed: int = 0,
                 batch: int = 512, **mapping_params: Any) -> dict[str, Any]:
     """Fit ``mapping`` on the no-prompt answers for ``train``; accuracy on ``test``.
 
-    Returns ``{"mapping", "accuracy", "train_queries", "test_queries"}``; every
-    query is charged to ``phase``.
+    ``canvas``: the compared transform's options; those of the canvas itself
+    (``image_size``, ``background``) place the images, the rest (the prompt's
+    own) are ignored. Returns ``{"mapping", "accuracy", "train_queries",
+    "test_queries"}``; every query is charged to ``phase``.
     """
     from .mapping import make_mapping
     from .transforms import make_transform
+    from .transforms.base import CanvasConfig
 
-    params = {} if image_size is None else {"image_size": image_size}
+    params = {k: v for k, v in (canvas or {}).items() if k in CanvasConfig.__dataclass_fields__}
     t = make_transform("none", in_shape=tuple(train.x.shape[1:]), out_size=out_size,
                        channels=oracle.input_spec.channels or 3, **params)
     m = make_mapping(mapping, oracle.num_classes, train.num_classes, seed=seed, **mapping_params)

@@ -22,10 +22,12 @@ SIZE, IMAGE = 28, 20  # fmnist-cnn takes 28 px; the 8x8 digits go in a 20 px cen
 
 
 class RecordingOracle(TorchOracle):
-    """fmnist-cnn that remembers, per phase, the image region of every input it answered."""
+    """fmnist-cnn that remembers, per phase, the image region of every input it answered (and, with
+    ``keep_inputs``, the whole inputs)."""
 
-    def __init__(self, **kw):
+    def __init__(self, keep_inputs: bool = False, **kw):
         super().__init__("fmnist-cnn", **kw)
+        self.keep_inputs, self.inputs = keep_inputs, []
         self.seen: list[tuple[str, np.ndarray]] = []
         self.batches: list[tuple[str, int]] = []
 
@@ -34,6 +36,8 @@ class RecordingOracle(TorchOracle):
         self.batches.append((phase, len(inputs)))
         o = (SIZE - IMAGE) // 2
         self.seen.append((phase, np.asarray(inputs)[:, :, o:o + IMAGE, o:o + IMAGE].copy()))
+        if self.keep_inputs:
+            self.inputs.append(np.asarray(inputs).copy())
         return super().query(inputs, phase=phase)
 
 
@@ -133,6 +137,21 @@ def test_linear_readout_and_ilm_refits(splits):
     train_q = ilm.oracle.ledger.counts("train").queries
     per_step = ilm.optimizer.queries_per_step * 64
     assert train_q == len(train) * (1 + 2 + 1) + 12 * per_step  # initial + 2 epoch refits + final refit
+
+
+def test_baselines_sit_on_the_prompts_canvas(splits):
+    """The no-prompt baselines see exactly what the prompt at θ₀ shows the model, grey canvas included."""
+    from blackbox_rp.baselines import output_only
+    from blackbox_rp.transforms import make_transform
+
+    train, _, test = splits
+    canvas = {"image_size": IMAGE, "background": 0.5, "low_res": (4, 4)}  # low_res: the prompt's own, ignored
+    o = RecordingOracle(keep_inputs=True)
+    r = output_only(o, "linear", train, test, out_size=SIZE, canvas=canvas)
+    assert r["train_queries"] == len(train) and o.ledger.counts("baseline").queries == len(train) + len(test)
+    t = make_transform("lowdim", in_shape=tuple(train.x.shape[1:]), out_size=SIZE, channels=1, **canvas)
+    np.testing.assert_allclose(o.inputs[0], t(t.init_theta(), train.x), atol=1e-6)
+    assert o.inputs[0][0, 0, 0, 0] == pytest.approx(0.5)  # the corner is the grey background, not black
 
 
 def test_whitebox_reference_is_marked_and_spends_no_queries(splits):

@@ -151,10 +151,11 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
     data = load_target(spec.data)
     train, val, test = split_dataset(data, spec.splits, spec.seed)
     size = oracle.input_spec.height or spec.size
-    canvas = {} if spec.image_size is None else {"image_size": spec.image_size}
+    # the transform's options; the baselines take the canvas ones (image size, background) from them
+    canvas = {**({} if spec.image_size is None else {"image_size": spec.image_size}), **spec.transform_params}
     mapping_params = dict(spec.mapping_params)
     rp = Reprogrammer.build(spec.transform, oracle, spec.mapping, spec.optimizer, train, out_size=size,
-                            seed=spec.seed, transform_params={**canvas, **spec.transform_params},
+                            seed=spec.seed, transform_params=canvas,
                             mapping_params=mapping_params, optimizer_params=spec.optimizer_params,
                             loss=spec.loss, max_steps=spec.max_steps, batch_size=spec.batch_size,
                             eval_every=spec.eval_every, val_size=spec.val_size)
@@ -164,9 +165,9 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
           f"optimizer {spec.optimizer} ({rp.optimizer.queries_per_step} queries/step x {spec.batch_size} images)",
           file=sys.stderr)
     zs_name = spec.zero_shot_mapping or spec.mapping
-    zero_shot = output_only(oracle, zs_name, train, test, out_size=size, seed=spec.seed, **canvas,
+    zero_shot = output_only(oracle, zs_name, train, test, out_size=size, seed=spec.seed, canvas=canvas,
                             **(mapping_params if zs_name == spec.mapping else {}))
-    probe = output_only(oracle, "linear", train, test, out_size=size, seed=spec.seed, **canvas) \
+    probe = output_only(oracle, "linear", train, test, out_size=size, seed=spec.seed, canvas=canvas) \
         if spec.linear_probe and zs_name != "linear" else (zero_shot if spec.linear_probe else None)
     total = spec.budget or (spec.max_steps or 0) * rp.optimizer.queries_per_step * spec.batch_size or None
     with tqdm(total=total, unit="q", desc="reprogramming", file=sys.stderr, disable=not spec.progress,
@@ -202,7 +203,7 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
 
         t = make_transform(spec.transform, in_shape=tuple(train.x.shape[1:]), out_size=size,
                            channels=oracle.input_spec.channels or 3, seed=spec.seed,
-                           **{**canvas, **spec.transform_params})
+                           **canvas)
         m = make_mapping(spec.mapping, oracle.num_classes, train.num_classes, seed=spec.seed, **mapping_params)
         wb = whitebox_fit(t, oracle, m, train, val, test,
                           WhiteboxConfig(steps=spec.whitebox_steps, batch_size=spec.batch_size, seed=spec.seed,

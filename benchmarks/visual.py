@@ -22,6 +22,10 @@ where it stopped, to the same numbers; ``--json-out FILE`` is rewritten after
 every cell. ``--directions 2,4,8`` repeats each black-box cell with that many
 directions per step (``q`` of SPSA-GC and ZO-Adam, ``popsize`` of CMA-ES) at
 the same budget: fewer, better-informed steps against more, noisier ones.
+``--refits auto,joint`` compares a linear readout refitted each epoch with one
+trained together with the prompt. A grid run in pieces is reported as one:
+``--from-json a.json b.json --plot acc.png`` merges saved rows (no query is
+sent) and draws test accuracy against queries with the baselines beside it.
 """
 
 from __future__ import annotations
@@ -87,23 +91,63 @@ def main(argv: list[str] | None = None) -> int:
                    help="transform option for every cell and the white-box runs, e.g. background=0.5 (repeatable)")
     p.add_argument("--directions", default="default",
                    help="directions per step to compare, e.g. default,2,8 (q of SPSA-GC/ZO-Adam, popsize of CMA-ES)")
+    p.add_argument("--refits", default="auto",
+                   help="how the mapping follows the prompt, compared: e.g. auto,joint (see ReprogramConfig.refit)")
     p.add_argument("--journal", type=Path, default=None,
                    help="SQLite journal to keep (default: a temporary one); a re-run replays its answers")
     p.add_argument("--json-out", type=Path, default=None, help="also write every row to this JSON file, "
                    "rewritten after each cell")
+    p.add_argument("--from-json", type=Path, nargs="+", default=None, metavar="FILE",
+                   help="report (and plot) the rows saved by earlier --json-out runs instead of running")
+    p.add_argument("--plot", type=Path, default=None, help="also draw test accuracy against queries to this PNG")
     args = p.parse_args(argv)
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)
     logging.basicConfig(level=logging.WARNING)
+    t0 = time.monotonic()
+    if args.from_json:
+        rows = merge_rows([json.loads(f.read_text()) for f in args.from_json])
+        title = f"rows of {', '.join(str(f) for f in args.from_json)}"
+    else:
+        rows = run_grid(args)
+        title = (f"model {args.model}; split {args.split} (train, validation, test); canvas {args.size} px, image "
+                 f"{args.image_size} px; transform options {args.transform_param or '-'}; seeds {args.seeds}; "
+                 f"{time.monotonic() - t0:.0f} s")
+    head = report(rows, title)
+    if args.plot is not None:
+        plot(rows, args.plot)
+    head["seconds"] = round(time.monotonic() - t0, 1)
+    print(json.dumps(head))
+    return 0
+
+
+def merge_rows(parts: list[list[dict]]) -> list[dict]:
+    """Rows of several runs as one; a row repeated (the same baseline of one split) counts once. Runs on
+    different canvases (size, image size, background) are not comparable and are refused."""
+    seen, rows = set(), []
+    canvases = {json.dumps(r.get("canvas"), sort_keys=True) for r in itertools.chain.from_iterable(parts)}
+    if len(canvases) > 1:
+        raise SystemExit(f"--from-json: the files were run on different canvases ({sorted(canvases)}); "
+                         f"report each canvas on its own")
+    for r in itertools.chain.from_iterable(parts):
+        key = tuple(r[k] for k in ("dataset", "seed", "method", "transform", "mapping", "optimizer", "budget"))
+        if key not in seen:
+            seen.add(key)
+            rows.append(r)
+    return rows
+
+
+def run_grid(args: argparse.Namespace) -> list[dict]:
+    """Every baseline, black-box cell and white-box ceiling the arguments ask for, one row each."""
     from oracles import TorchOracle
 
-    t0 = time.monotonic()
     split = tuple(int(s) for s in _csv(args.split))
     canvas = {"image_size": args.image_size, **parse_params(args.transform_param, "--transform-param")}
     rows: list[dict] = []
 
     def add(row: dict) -> None:
+        row["canvas"] = {"size": args.size, **canvas}
         rows.append(row)
         if args.json_out is not None:
             args.json_out.write_text(json.dumps(rows, indent=1))
@@ -123,16 +167,19 @@ def main(argv: list[str] | None = None) -> int:
                              calls=oracle.ledger.counts("baseline").calls, black_box=True))
                 for tname in _csv(args.transforms):
                     for mname in _csv(args.mappings):
-                        for oname, budget, dirs in itertools.product(
-                                _csv(args.optimizers), (int(b) for b in _csv(args.budgets)), _csv(args.directions)):
+                        for oname, budget, dirs, refit in itertools.product(
+                                _csv(args.optimizers), (int(b) for b in _csv(args.budgets)), _csv(args.directions),
+                                _csv(args.refits)):
                             oracle.ledger = Ledger(Budget(max_queries=budget, phases=("train", "validation")))
                             rp = Reprogrammer.build(tname, oracle, mname, oname, train, out_size=args.size,
                                                     seed=seed, transform_params=canvas, eval_every=args.eval_every,
-                                                    optimizer_params=_with_directions(oname, mname, dirs))
+                                                    optimizer_params=_with_directions(oname, mname, dirs),
+                                                    refit=refit)
                             fit = rp.fit(train, val)
                             ev = rp.evaluate(test)
                             led = oracle.ledger
                             label = oname if dirs == "default" else f"{oname} ({rp.optimizer.queries_per_step}/step)"
+                            label += "" if refit == "auto" else f", refit {refit}"
                             add(dict(dataset=ds, seed=seed, method="black-box", transform=tname, mapping=mname,
                                      optimizer=label, budget=budget, test=ev["accuracy"], val=fit.val_accuracy,
                                      steps=fit.steps, per_step=rp.optimizer.queries_per_step,
@@ -150,14 +197,17 @@ def main(argv: list[str] | None = None) -> int:
                                      mapping=mname, optimizer="backprop (Adam)", budget=0,
                                      test=wb["test_accuracy"], val=wb["val_accuracy"], queries=0, calls=0,
                                      black_box=False))
-    # ---------------------------------------------------------------- report
+    return rows
+
+
+def report(rows: list[dict], title: str) -> dict:
+    """Print the markdown table (mean ± sd over seeds, gain over the same seed's probe); the headline dict."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["method"], r["transform"], r["mapping"], r["optimizer"], r["budget"]),
                           []).append(r)
     probe = {(r["dataset"], r["seed"]): r["test"] for r in rows if r["method"].startswith("linear probe")}
-    print(f"\nmodel {args.model}; split {split} (train, validation, test); canvas {args.size} px, image "
-          f"{args.image_size} px; transform options {canvas}; seeds {args.seeds}; {time.monotonic() - t0:.0f} s\n")
+    print(f"\n{title}\n")
     print("| dataset | method | transform | mapping | optimizer | budget | test acc % (mean ± sd) | "
           "minus probe, same seed (mean ± sd; seeds above) | train+val queries | calls | black-box |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -172,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{gain[0]:+.1f} ± {gain[1]:.1f}; {sum(g > 0 for g in gains[key])}/{len(rs)} | "
               f"{int(statistics.mean(r['queries'] for r in rs))} | {int(statistics.mean(r['calls'] for r in rs))} | "
               f"{'yes' if rs[0]['black_box'] else 'NO'} |")
-    first = _csv(args.datasets)[0]
+    first = rows[0]["dataset"]
     bb = {k: v for k, v in summary.items() if k[0] == first and k[1] == "black-box"}
     best_key = max(bb, key=bb.get) if bb else None
     wb_key = (first, "white-box ceiling", best_key[2], best_key[3], "backprop (Adam)", 0) if best_key else None
@@ -186,12 +236,64 @@ def main(argv: list[str] | None = None) -> int:
         "best_minus_probe": None if best_key is None else round(statistics.mean(gains[best_key]) / 100, 4),
         "best_above_probe_seeds": None if best_key is None else
         f"{sum(g > 0 for g in gains[best_key])}/{len(gains[best_key])}",
-        "seconds": round(time.monotonic() - t0, 1),
     }
     if head["best_blackbox_acc"] is not None and head["whitebox_acc"]:
         head["blackbox_over_whitebox"] = round(head["best_blackbox_acc"] / head["whitebox_acc"], 4)
-    print(json.dumps(head))
-    return 0
+    return head
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Test accuracy (mean ± sd over seeds) against train + validation queries, a column per dataset: a line
+    per black-box recipe, the no-prompt baselines as horizontal lines, white-box ceilings as stars; the
+    lower row zooms in around the linear probe, the bar a prompt has to clear."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    fig, axes = plt.subplots(2, len(datasets), figsize=(6.5 * len(datasets), 8), squeeze=False)
+    for col, ds in enumerate(datasets):
+        mine = [r for r in rows if r["dataset"] == ds]
+        probe = [100 * r["test"] for r in mine if r["method"].startswith("linear probe")]
+        for row, ax in enumerate(axes[:, col]):
+            _draw(ax, mine)
+            ax.set_title(ds if row == 0 else f"{ds}: around the linear probe")
+            if row == 1 and probe:
+                ax.set_ylim(statistics.mean(probe) - 3, statistics.mean(probe) + 3)
+                ax.get_legend().remove()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _draw(ax, rows: list[dict]) -> None:
+    lines: dict[tuple, dict[int, list[float]]] = {}
+    for r in rows:
+        if r["method"] == "black-box":
+            lines.setdefault((r["transform"], r["mapping"], r["optimizer"]), {}).setdefault(
+                r["budget"], []).append(100 * r["test"])
+    for (tname, mname, oname), by_budget in sorted(lines.items()):
+        xs = sorted(by_budget)
+        stats = [mean_sd(by_budget[x]) for x in xs]
+        ax.errorbar(xs, [m for m, _ in stats], yerr=[sd for _, sd in stats], marker="o", capsize=3,
+                    label=f"{tname} + {mname}, {oname}")
+    for method, style in (("linear probe (no prompt)", "--"), ("zero-shot FLM (no prompt)", ":")):
+        accs = [100 * r["test"] for r in rows if r["method"] == method]
+        if accs:
+            ax.axhline(statistics.mean(accs), color="black", linestyle=style, linewidth=1,
+                       label=f"{method}: {statistics.mean(accs):.1f}")
+    right = 1.25 * max((r["budget"] for r in rows if r["method"] == "black-box"), default=1)
+    for cell in sorted({(r["transform"], r["mapping"]) for r in rows if r["method"] == "white-box ceiling"}):
+        accs = [100 * r["test"] for r in rows if r["method"] == "white-box ceiling"
+                and (r["transform"], r["mapping"]) == cell]
+        ax.plot([right], [statistics.mean(accs)], marker="*", markersize=11, linestyle="none",
+                label=f"white-box {cell[0]} + {cell[1]} (not black-box)")
+    ax.set_xscale("log")
+    ax.set_xlabel("train + validation queries (budget)")
+    ax.set_ylabel("test accuracy %")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def recommended_optimizer_params(optimizer: str, mapping: str) -> dict[str, Any]
 
 
 #: how the mapping follows the prompt during fit (see :class:`ReprogramConfig`)
-REFITS = ("auto", "window", "epoch", "none")
+REFITS = ("auto", "window", "epoch", "joint", "none")
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,9 @@ class ReprogramConfig:
             the whole training split at the current θ once per epoch (costs ``len(train)`` queries);
             ``"none"``: only the initial and final fits; ``"auto"`` (default): ``"epoch"`` for ILM and
             for parametric readouts (``linear``: its ~10⁴ weights overfit the few hundred distinct
-            images a window holds), ``"window"`` for FLM/BLM/BLM+.
+            images a window holds), ``"window"`` for FLM/BLM/BLM+; ``"joint"``: a parametric readout
+            (``linear``) takes one exact-gradient Adam step (``readout_lr``) on every step's answers,
+            trained together with θ at no query cost (initial and final fits as usual).
         refit_every: steps between window refits.
         refit_window: most recent answered rows a window refit uses (the prompt drifts: old rows mislead).
         eval_every: steps between validation evaluations (selection points of the learning curve).
@@ -118,6 +120,7 @@ class ReprogramConfig:
     refit_every: int = 10
     refit_window: int = 4096
     eval_every: int = 25
+    readout_lr: float = 1e-3
     val_size: int | None = None
     final_refit: bool = True
     loss: str = "ce"
@@ -136,6 +139,8 @@ class ReprogramConfig:
                 raise ValueError(f"ReprogramConfig.{name} must be a positive int or None, got {v!r}")
         if self.refit not in REFITS:
             raise ValueError(f"ReprogramConfig.refit must be one of {list(REFITS)}, got {self.refit!r}")
+        if isinstance(self.readout_lr, bool) or not (isinstance(self.readout_lr, (int, float)) and self.readout_lr > 0):
+            raise ValueError(f"ReprogramConfig.readout_lr must be a positive number, got {self.readout_lr!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; available: {list(LOSSES)}")
         if isinstance(self.loss_params, dict):
@@ -226,6 +231,9 @@ class Reprogrammer:
         if self.refit == "auto":
             parametric = getattr(mapping, "num_params", 0) > 0
             self.refit = "epoch" if mapping.refit_every == "epoch" or parametric else "window"
+        if self.refit == "joint" and not callable(getattr(mapping, "train_step", None)):
+            raise ValueError(f"refit='joint' trains a parametric readout with the prompt; mapping {mapping.name!r} "
+                             f"has no parameters to train: use refit 'window' or 'epoch' (or the 'linear' mapping)")
         self.result: FitResult | None = None
         logger.info("reprogramming: transform %s (θ dim %d), mapping %s, optimizer %s, loss %s",
                     transform.name, transform.dim, mapping.name, optimizer.name, cfg.loss)
@@ -381,6 +389,8 @@ class Reprogrammer:
             part = resp.take(slice(j * n, (j + 1) * n))
             losses.append(self.loss_fn(self.mapping.scores(part), yb))
         self.optimizer.tell(cands, losses)
+        if self.refit == "joint":
+            self.mapping.train_step(resp, np.tile(yb, len(cands)), self.config.readout_lr)
         window.append((resp, np.tile(yb, len(cands))))
         while sum(len(y) for _, y in window) - len(window[0][1]) >= self.config.refit_window:
             window.pop(0)

@@ -238,6 +238,34 @@ def test_linear_torch_logits_match_and_are_differentiable():
     assert params.grad.abs().sum() > 0
 
 
+def test_linear_gradient_matches_autograd_and_joint_steps_train_the_readout():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(6), size=40)
+    y = rng.integers(0, 3, size=40)
+    m = make_mapping("linear", 6, 3, l2=0.05).fit(probs[:10], y[:10])  # fitted on a few rows only
+    params = rng.normal(size=m.num_params)
+    loss, grad = m.loss_and_grad(probs, y, params)
+    v = torch.tensor(params, requires_grad=True)
+    w = v[:18].view(3, 6)
+    ref = torch.nn.functional.cross_entropy(m.torch_logits(torch.log(torch.tensor(probs)), v), torch.from_numpy(y)) \
+        + 0.5 * 0.05 * (w * w).sum()
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, v.grad.numpy(), rtol=1e-10, atol=1e-12)
+    # Adam on the exact gradient: the first step moves every weight by lr against its gradient's sign
+    before, (start, _) = m.params, m.loss_and_grad(probs, y)
+    assert m.train_step(probs, y, lr=0.01) == pytest.approx(start)
+    g = m.loss_and_grad(probs, y, before)[1]
+    np.testing.assert_allclose(m.params - before, -0.01 * np.sign(g), atol=1e-6)
+    for _ in range(200):
+        m.train_step(probs, y, lr=0.01)
+    assert m.loss_and_grad(probs, y)[0] < start - 0.1
+    with pytest.raises(RuntimeError, match="call fit"):
+        make_mapping("linear", 6, 3).train_step(probs, y)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        m.train_step(probs, y, lr=0)
+
+
 # ------------------------------------------------------- common behaviour
 @pytest.mark.parametrize("name", sorted(MAPPINGS))
 @pytest.mark.parametrize("kind", ["probs", "logits", "top3", "label"])

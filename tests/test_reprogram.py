@@ -139,6 +139,24 @@ def test_linear_readout_and_ilm_refits(splits):
     assert train_q == len(train) * (1 + 2 + 1) + 12 * per_step  # initial + 2 epoch refits + final refit
 
 
+def test_joint_readout_trains_with_the_prompt_at_no_query_cost(splits):
+    train, val, _ = splits
+    rp = _build(TorchOracle("fmnist-cnn"), train, mapping="linear", optimizer="zo-adam", max_steps=8, eval_every=4,
+                refit="joint", readout_lr=0.01, final_refit=False, optimizer_params={"q": 2, "lr": 0.01, "mu": 0.01})
+    seen = []
+    rp.mapping.train_step = lambda resp, y, lr, _f=rp.mapping.train_step: seen.append(len(y)) or _f(resp, y, lr)
+    res = rp.fit(train, val)
+    per_step = rp.optimizer.queries_per_step * rp.config.batch_size
+    # no epoch refit although 8 steps of 64 cross the 300-row epoch: the initial fit and the steps only
+    assert rp.oracle.ledger.counts("train").queries == len(train) + 8 * per_step
+    assert seen == [per_step] * 8 and res.steps == 8  # one readout step on every step's answers
+    assert res.val_accuracy > 0.5
+    with pytest.raises(ValueError, match="no parameters to train"):
+        _build(TorchOracle("fmnist-cnn"), train, mapping="blm+", refit="joint")
+    with pytest.raises(ValueError, match="readout_lr"):
+        ReprogramConfig(readout_lr=0)
+
+
 def test_baselines_sit_on_the_prompts_canvas(splits):
     """The no-prompt baselines see exactly what the prompt at θ₀ shows the model, grey canvas included."""
     from blackbox_rp.baselines import output_only

@@ -44,6 +44,7 @@ def test_results_json_has_the_fields_and_the_budget_holds(tmp_path, capsys):
     (["--loss", "mse"], "'ce', 'focal', 'hinge', 'neg-acc'"),
     (["--budget", "0"], "expected a positive integer"),
     (["--split", "0.5,0.5"], "TRAIN,VAL,TEST"),
+    (["--refit", "always"], "'auto', 'epoch', 'joint', 'none', 'window'"),
 ])
 def test_bad_arguments_are_refused_with_what_is_accepted(tmp_path, capsys, bad, says):
     with pytest.raises(SystemExit) as e:
@@ -57,5 +58,16 @@ def test_errors_found_after_parsing_say_what_to_do(tmp_path, capsys):
     assert "give --budget N" in capsys.readouterr().err
     assert main(FAST + ["--steps", "2", "--out", str(tmp_path), "--opt", "nosuch=1"]) == 2
     assert "accepted parameters" in capsys.readouterr().err
+    assert main(FAST + ["--steps", "2", "--out", str(tmp_path), "--mapping", "blm+", "--refit", "joint"]) == 2
+    assert "no parameters to train" in capsys.readouterr().err
     assert main(FAST + ["--steps", "2", "--out", str(tmp_path), "--mapping", "blm+", "--exposure", "label"]) == 2
     assert "needs 'topk'" in capsys.readouterr().err
+
+
+def test_refit_reaches_the_reprogrammer(tmp_path):
+    out = tmp_path / "joint"
+    assert main(FAST + ["--mapping", "linear", "--optimizer", "zo-adam", "--steps", "2", "--eval-every", "1",
+                        "--refit", "joint", "--out", str(out)]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["config"]["reprogrammer"]["refit"] == "joint"
+    assert r["config"]["reprogrammer"]["config"]["readout_lr"] == 0.001

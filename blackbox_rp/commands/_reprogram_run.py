@@ -63,10 +63,17 @@ def _loss_names() -> tuple[str, ...]:
     return LOSSES
 
 
+def _refit_names() -> tuple[str, ...]:
+    from blackbox_rp.reprogram import REFITS
+
+    return REFITS
+
+
 TRANSFORM_CHOICES = LazyChoices(_transform_names)
 MAPPING_CHOICES = LazyChoices(_mapping_names)
 OPTIMIZER_CHOICES = LazyChoices(_optimizer_names, prefixes=("ng:",))
 LOSS_CHOICES = LazyChoices(_loss_names)
+REFIT_CHOICES = LazyChoices(_refit_names)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ class TaskSpec:
     batch_size: int = 64
     eval_every: int = 25
     val_size: int | None = None
+    refit: str = "auto"
     transform_params: dict[str, Any] = field(default_factory=dict)
     mapping_params: dict[str, Any] = field(default_factory=dict)
     optimizer_params: dict[str, Any] | None = None  # None: the measured recommendation
@@ -158,7 +166,7 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
                             seed=spec.seed, transform_params=canvas,
                             mapping_params=mapping_params, optimizer_params=spec.optimizer_params,
                             loss=spec.loss, max_steps=spec.max_steps, batch_size=spec.batch_size,
-                            eval_every=spec.eval_every, val_size=spec.val_size)
+                            eval_every=spec.eval_every, val_size=spec.val_size, refit=spec.refit)
     print(f"{spec.title}: {oracle.identity} -> {data.name} ({data.num_classes} classes); "
           f"split {len(train)}/{len(val)}/{len(test)} (seed {spec.seed})", file=sys.stderr)
     print(f"transform {spec.transform}: θ has {rp.transform.dim} dimensions; mapping {spec.mapping}; "

@@ -17,8 +17,8 @@ import argparse
 from pathlib import Path
 
 from ._params import parse_params
-from ._reprogram_run import (LOSS_CHOICES, MAPPING_CHOICES, OPTIMIZER_CHOICES, TRANSFORM_CHOICES, TaskSpec,
-                             print_summary, run_task)
+from ._reprogram_run import (LOSS_CHOICES, MAPPING_CHOICES, OPTIMIZER_CHOICES, REFIT_CHOICES, TRANSFORM_CHOICES,
+                             TaskSpec, print_summary, run_task)
 
 HELP = "reprogram a model black-box to a target task (prompt + label mapping + optimizer)"
 
@@ -76,6 +76,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=64, help="images per step (default 64)")
     p.add_argument("--eval-every", type=_positive_int, default=25, help="steps between validation points")
     p.add_argument("--val-size", type=_positive_int, default=None, help="validation rows used for selection")
+    p.add_argument("--refit", default="auto", choices=REFIT_CHOICES, metavar="R",
+                   help="how the mapping follows the prompt: auto (default; epoch for linear/ILM, window for "
+                        "FLM/BLM/BLM+), window, epoch, joint (linear readout trained with the prompt, no extra "
+                        "queries) or none")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="optimizer parameter (repeatable); without any, the measured settings for the "
                         "optimizer and mapping (blackbox_rp.reprogram.RECOMMENDED_OPTIMIZER_PARAMS)")
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                     optimizer=args.optimizer, budget=args.budget, seed=args.seed, out=args.out,
                     exposure=args.exposure, journal=args.journal, loss=args.loss, size=args.size,
                     image_size=args.image_size, splits=args.split, max_steps=args.steps,
-                    batch_size=args.batch_size, eval_every=args.eval_every, val_size=args.val_size,
+                    batch_size=args.batch_size, eval_every=args.eval_every, val_size=args.val_size, refit=args.refit,
                     transform_params=parse_params(args.transform_param, "transform"),
                     mapping_params=parse_params(args.mapping_param, "mapping"),
                     optimizer_params=parse_params(args.opt, "optimizer") if args.opt else None,

@@ -127,6 +127,7 @@ class LinearMapping(LabelMapping):
         self.sd = np.ones(s, dtype=np.float64)
         self._warm = False
         self._max_iter = self.config.max_iter
+        self._adam: tuple[np.ndarray, np.ndarray, int] | None = None  # train_step's moments; fit() resets them
 
     # ------------------------------------------------------------- parameters
     @property
@@ -204,7 +205,47 @@ class LinearMapping(LabelMapping):
         self._max_iter = max_iter or self.config.max_iter
         return super().fit(resp, y)  # type: ignore[return-value]
 
+    def loss_and_grad(self, resp: Response | np.ndarray, y: np.ndarray,
+                      params: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """Mean cross-entropy + ``l2``/2 · ‖W‖² of the readout (the current one, or ``params``) on these
+        answered rows, and its exact gradient, flat like :attr:`params`."""
+        self._check_response(resp)
+        y = self._check_y(y, len(resp))
+        w, b = self._split(params)
+        x = self.features(resp)
+        p = _softmax(x @ w.T + b)
+        n, l2 = len(y), float(self.config.l2)
+        rows = np.arange(n)
+        loss = float(-np.log(np.maximum(p[rows, y], 1e-300)).mean() + 0.5 * l2 * (w * w).sum())
+        p[rows, y] -= 1.0
+        p /= n
+        return loss, np.concatenate([(p.T @ x + l2 * w).ravel(), p.sum(axis=0)])
+
+    def train_step(self, resp: Response | np.ndarray, y: np.ndarray, lr: float = 1e-3) -> float:
+        """One Adam step of the readout on :meth:`loss_and_grad` over these answered rows; returns the
+        loss before the step.
+
+        The gradient is exact (the readout is ours; only the prompt sits behind the oracle), so a
+        readout trained *jointly* with the prompt costs no query: the Reprogrammer's ``refit="joint"``
+        calls this with each step's answers. Needs a first :meth:`fit` (the standardisation comes from
+        it); Adam's moments restart at every :meth:`fit`.
+        """
+        if not self.fitted:
+            raise RuntimeError("linear mapping: call fit(resp, y) once before train_step (it sets the "
+                               "feature standardisation and the starting readout)")
+        if isinstance(lr, bool) or not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}")
+        loss, grad = self.loss_and_grad(resp, y)
+        m, v, t = self._adam or (np.zeros_like(grad), np.zeros_like(grad), 0)
+        b1, b2, t = 0.9, 0.999, t + 1
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * grad * grad
+        self._adam = (m, v, t)
+        self.set_params(self.params - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + 1e-8))
+        return loss
+
     def _fit(self, resp: Response | np.ndarray, y: np.ndarray) -> None:
+        self._adam = None
         raw = log_features(resp, self.num_source, float(self.config.eps))
         if not self._warm:
             self.mu = raw.mean(axis=0)

@@ -63,13 +63,13 @@ def mean_sd(values) -> tuple[float, float]:
     return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
 
-def _with_directions(optimizer: str, mapping: str, directions: str) -> dict | None:
-    """The recommended settings of ``optimizer`` with ``directions`` candidates per step ("default": as is)."""
-    if directions == "default":
-        return None
+def _optimizer_params(optimizer: str, mapping: str, directions: str, extra: dict) -> dict:
+    """The recommended settings of ``optimizer`` for ``mapping``, with ``directions`` candidates per step
+    ("default": as recommended) and ``extra`` on top."""
     params = recommended_optimizer_params(optimizer, mapping)
-    params["popsize" if optimizer.startswith("cma") else "q"] = int(directions)
-    return params
+    if directions != "default":
+        params["popsize" if optimizer.startswith("cma") else "q"] = int(directions)
+    return {**params, **extra}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="transform option for every cell and the white-box runs, e.g. background=0.5 (repeatable)")
     p.add_argument("--directions", default="default",
                    help="directions per step to compare, e.g. default,2,8 (q of SPSA-GC/ZO-Adam, popsize of CMA-ES)")
+    p.add_argument("--optimizer-param", action="append", metavar="KEY=VALUE",
+                   help="optimizer option over the recommended ones, for every cell, e.g. lr=0.003 (repeatable)")
     p.add_argument("--refits", default="auto",
                    help="how the mapping follows the prompt, compared: e.g. auto,joint (see ReprogramConfig.refit)")
     p.add_argument("--journal", type=Path, default=None,
@@ -144,6 +146,7 @@ def run_grid(args: argparse.Namespace) -> list[dict]:
 
     split = tuple(int(s) for s in _csv(args.split))
     canvas = {"image_size": args.image_size, **parse_params(args.transform_param, "--transform-param")}
+    extra = parse_params(args.optimizer_param, "--optimizer-param")
     rows: list[dict] = []
 
     def add(row: dict) -> None:
@@ -173,13 +176,14 @@ def run_grid(args: argparse.Namespace) -> list[dict]:
                             oracle.ledger = Ledger(Budget(max_queries=budget, phases=("train", "validation")))
                             rp = Reprogrammer.build(tname, oracle, mname, oname, train, out_size=args.size,
                                                     seed=seed, transform_params=canvas, eval_every=args.eval_every,
-                                                    optimizer_params=_with_directions(oname, mname, dirs),
+                                                    optimizer_params=_optimizer_params(oname, mname, dirs, extra),
                                                     refit=refit)
                             fit = rp.fit(train, val)
                             ev = rp.evaluate(test)
                             led = oracle.ledger
                             label = oname if dirs == "default" else f"{oname} ({rp.optimizer.queries_per_step}/step)"
                             label += "" if refit == "auto" else f", refit {refit}"
+                            label += "".join(f", {k}={v}" for k, v in extra.items())
                             add(dict(dataset=ds, seed=seed, method="black-box", transform=tname, mapping=mname,
                                      optimizer=label, budget=budget, test=ev["accuracy"], val=fit.val_accuracy,
                                      steps=fit.steps, per_step=rp.optimizer.queries_per_step,

@@ -14,7 +14,9 @@ probes of RESOURCES.md):
   BLM and BLM+ are refitted on the last ``refit_window`` answered rows. ILM
   is refitted on the whole training split with the current θ once per epoch,
   as Chen et al. (2023) define it, and so is the ``linear`` readout: its
-  ~10⁴ weights overfit the few distinct images a window holds.
+  ~10⁴ weights overfit the few distinct images a window holds. With
+  ``refit="joint"`` the readout is instead trained *together* with θ: one
+  exact-gradient Adam step on every step's answers, no extra query.
 * **Selection uses validation only.** θ and ω are evaluated on the validation
   split every ``eval_every`` steps (phase ``"validation"``); the best pair is
   kept. At the end ω is refitted once more on the full training split at the

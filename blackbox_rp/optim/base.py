@@ -45,6 +45,8 @@ from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 import numpy as np
 
+from ..registry import Registry
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["Optimizer", "OptimizerConfig", "register", "make", "available", "REGISTRY", "ConfigError",
@@ -269,7 +271,7 @@ class Optimizer(ABC):
 O = TypeVar("O", bound=type[Optimizer])
 
 #: optimizer name -> class; ``ng:<name>`` names are resolved by the nevergrad adapter
-REGISTRY: dict[str, type[Optimizer]] = {}
+REGISTRY = Registry("optimizer", error=ConfigError)
 #: name prefix -> factory(suffix, dim, seed, x0, params), e.g. "ng" for nevergrad optimizers
 PREFIXES: dict[str, Callable[..., Optimizer]] = {}
 
@@ -280,9 +282,7 @@ def register(name: str) -> Callable[[O], O]:
         raise ValueError(f"optimizer names are non-empty and contain no ':' (reserved for prefixes); got {name!r}")
 
     def deco(cls: O) -> O:
-        if name in REGISTRY and REGISTRY[name] is not cls:
-            raise ValueError(f"optimizer name {name!r} is already registered to {REGISTRY[name].__name__}")
-        REGISTRY[name] = cls
+        REGISTRY.register(name)(cls)
         if "name" not in cls.__dict__:  # a class registered under two names keeps the first as its own
             cls.name = name
         return cls
@@ -307,7 +307,7 @@ def make(name: str, dim: int, seed: int | np.random.Generator | None = 0,
         prefix, _, rest = name.partition(":")
         if prefix in PREFIXES:
             return PREFIXES[prefix](rest, dim, seed, x0, params)
-    if name not in REGISTRY:
+    if name not in REGISTRY:  # not REGISTRY.lookup: the message lists the prefixed families too
         raise ConfigError(f"unknown optimizer {name!r}; available: {', '.join(available())}")
     cls = REGISTRY[name]
     config = cls.Config.from_params(name, params)

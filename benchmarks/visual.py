@@ -63,15 +63,6 @@ def mean_sd(values) -> tuple[float, float]:
     return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
 
-def _optimizer_params(optimizer: str, mapping: str, directions: str, extra: dict) -> dict:
-    """The recommended settings of ``optimizer`` for ``mapping``, with ``directions`` candidates per step
-    ("default": as recommended) and ``extra`` on top."""
-    params = recommended_optimizer_params(optimizer, mapping)
-    if directions != "default":
-        params["popsize" if optimizer.startswith("cma") else "q"] = int(directions)
-    return {**params, **extra}
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a small grid in under a minute")
@@ -124,83 +115,138 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+KEY = ("dataset", "seed", "method", "transform", "mapping", "optimizer", "budget")
+
+
 def merge_rows(parts: list[list[dict]]) -> list[dict]:
-    """Rows of several runs as one; a row repeated (the same baseline of one split) counts once. Runs on
-    different canvases (size, image size, background) are not comparable and are refused."""
-    seen, rows = set(), []
-    canvases = {json.dumps(r.get("canvas"), sort_keys=True) for r in itertools.chain.from_iterable(parts)}
-    if len(canvases) > 1:
-        raise SystemExit(f"--from-json: the files were run on different canvases ({sorted(canvases)}); "
-                         f"report each canvas on its own")
-    for r in itertools.chain.from_iterable(parts):
-        key = tuple(r[k] for k in ("dataset", "seed", "method", "transform", "mapping", "optimizer", "budget"))
-        if key not in seen:
-            seen.add(key)
-            rows.append(r)
-    return rows
+    """Rows of several runs as one; a row repeated (the same baseline of one split) counts once. Runs of
+    another setup (model, split, canvas, validation interval) are not comparable and are refused, and so
+    is a repeated row whose result differs."""
+    everything = list(itertools.chain.from_iterable(parts))
+    check_same_setup(everything, "--from-json")
+    seen: dict[tuple, dict] = {}
+    for r in everything:
+        key = tuple(r[k] for k in KEY)
+        if key in seen and seen[key]["test"] != r["test"]:
+            raise SystemExit(f"--from-json: {dict(zip(KEY, key))} appears twice with different results "
+                             f"({seen[key]['test']} and {r['test']}); keep one of the files")
+        seen.setdefault(key, r)
+    return list(seen.values())
+
+
+#: what must agree for rows of several runs to be compared
+SETUP_FIELDS = ("model", "split", "size", "canvas", "eval_every")
+
+
+def check_same_setup(rows: list[dict], who: str) -> None:
+    """Refuse rows of different setups (see :data:`SETUP_FIELDS`), naming the field that differs."""
+    for field in SETUP_FIELDS:
+        values = {json.dumps((r.get("setup") or {}).get(field), sort_keys=True) for r in rows}
+        if len(values) > 1:
+            raise SystemExit(f"{who}: rows run with different {field} ({sorted(values)}); report each setup "
+                             f"on its own")
+
+
+def _directions_key(optimizer: str) -> str:
+    """The parameter that sets candidates per step: ``popsize`` for population methods, else ``q``."""
+    from blackbox_rp.optim import REGISTRY
+
+    cls = REGISTRY.get(optimizer)
+    fields = getattr(getattr(cls, "Config", None), "__dataclass_fields__", {})
+    return "popsize" if "popsize" in fields or optimizer.startswith("ng:") else "q"
 
 
 def run_grid(args: argparse.Namespace) -> list[dict]:
-    """Every baseline, black-box cell and white-box ceiling the arguments ask for, one row each."""
+    """Every baseline, black-box cell and white-box ceiling the arguments ask for, one row each.
+
+    Every cell is built once before the first query, so a combination that cannot run (a joint refit
+    with a statistical mapping, an option an optimizer lacks) is refused before hours are spent. With
+    ``--json-out`` naming a file that exists, its rows are kept and their cells not run again."""
     from oracles import TorchOracle
 
     split = tuple(int(s) for s in _csv(args.split))
     canvas = {"image_size": args.image_size, **parse_params(args.transform_param, "--transform-param")}
     extra = parse_params(args.optimizer_param, "--optimizer-param")
+    setup = {"model": args.model, "split": list(split), "size": args.size, "canvas": canvas,
+             "eval_every": args.eval_every}
     rows: list[dict] = []
+    if args.json_out is not None and args.json_out.exists():
+        rows = json.loads(args.json_out.read_text())
+        check_same_setup(rows + [{"setup": json.loads(json.dumps(setup))}], f"--json-out {args.json_out}")
+        print(f"{args.json_out}: {len(rows)} rows kept from an earlier run; their cells are not run again",
+              file=sys.stderr)
+    done = {tuple(r[k] for k in KEY) for r in rows}
+    cells = list(itertools.product(_csv(args.transforms), _csv(args.mappings), _csv(args.optimizers),
+                                   (int(b) for b in _csv(args.budgets)), _csv(args.directions), _csv(args.refits)))
 
     def add(row: dict) -> None:
-        row["canvas"] = {"size": args.size, **canvas}
+        row["setup"] = setup
         rows.append(row)
+        done.add(tuple(row[k] for k in KEY))
         if args.json_out is not None:
             args.json_out.write_text(json.dumps(rows, indent=1))
+
+    def build(oracle, cell, train, seed) -> tuple[Reprogrammer, str]:
+        tname, mname, oname, budget, dirs, refit = cell
+        params = {**recommended_optimizer_params(oname, mname), **extra}
+        if dirs != "default":
+            params[_directions_key(oname)] = int(dirs)
+        rp = Reprogrammer.build(tname, oracle, mname, oname, train, out_size=args.size, seed=seed,
+                                transform_params=canvas, eval_every=args.eval_every, optimizer_params=params,
+                                refit=refit)
+        label = oname if dirs == "default" else f"{oname} ({rp.optimizer.queries_per_step}/step)"
+        label += ("" if refit == "auto" else f", refit {refit}") + "".join(f", {k}={v}" for k, v in extra.items())
+        return rp, label
 
     with tempfile.TemporaryDirectory() as tmp:
         # one journal per run of the benchmark: the no-prompt answers are shared by the baselines and θ₀
         oracle = TorchOracle(args.model, journal=args.journal or Path(tmp) / "journal.sqlite", max_batch=256)
         for ds in _csv(args.datasets):
             data = load_target(ds)
+            for cell in cells:  # refuse what cannot run before any query
+                try:
+                    build(oracle, cell, split_dataset(data, split, 0)[0], 0)
+                except ValueError as e:
+                    raise SystemExit(f"cell {'/'.join(map(str, cell))} cannot run: {e}") from None
             for seed in (int(s) for s in _csv(args.seeds)):
                 train, val, test = split_dataset(data, split, seed)
                 oracle.ledger = Ledger()
                 for name, mapping in (("zero-shot FLM (no prompt)", "flm"), ("linear probe (no prompt)", "linear")):
+                    if (ds, seed, name, "none", mapping, "-", 0) in done:
+                        continue
                     r = output_only(oracle, mapping, train, test, out_size=args.size, seed=seed, canvas=canvas)
                     add(dict(dataset=ds, seed=seed, method=name, transform="none", mapping=mapping,
                              optimizer="-", budget=0, test=r["accuracy"], queries=len(train),
                              calls=oracle.ledger.counts("baseline").calls, black_box=True))
-                for tname in _csv(args.transforms):
-                    for mname in _csv(args.mappings):
-                        for oname, budget, dirs, refit in itertools.product(
-                                _csv(args.optimizers), (int(b) for b in _csv(args.budgets)), _csv(args.directions),
-                                _csv(args.refits)):
-                            oracle.ledger = Ledger(Budget(max_queries=budget, phases=("train", "validation")))
-                            rp = Reprogrammer.build(tname, oracle, mname, oname, train, out_size=args.size,
-                                                    seed=seed, transform_params=canvas, eval_every=args.eval_every,
-                                                    optimizer_params=_optimizer_params(oname, mname, dirs, extra),
-                                                    refit=refit)
-                            fit = rp.fit(train, val)
-                            ev = rp.evaluate(test)
-                            led = oracle.ledger
-                            label = oname if dirs == "default" else f"{oname} ({rp.optimizer.queries_per_step}/step)"
-                            label += "" if refit == "auto" else f", refit {refit}"
-                            label += "".join(f", {k}={v}" for k, v in extra.items())
-                            add(dict(dataset=ds, seed=seed, method="black-box", transform=tname, mapping=mname,
-                                     optimizer=label, budget=budget, test=ev["accuracy"], val=fit.val_accuracy,
-                                     steps=fit.steps, per_step=rp.optimizer.queries_per_step,
-                                     queries=led.counts("train").queries + led.counts("validation").queries,
-                                     calls=led.counts("train").calls + led.counts("validation").calls,
-                                     black_box=True))
-                        if args.whitebox_steps:
-                            t = make_transform(tname, in_shape=tuple(train.x.shape[1:]), out_size=args.size,
-                                               channels=oracle.input_spec.channels or 3, seed=seed, **canvas)
-                            m = make_mapping(mname, oracle.num_classes, train.num_classes, seed=seed)
-                            wb = whitebox_fit(t, oracle, m, train, val, test,
-                                              WhiteboxConfig(steps=args.whitebox_steps, seed=seed,
-                                                             lr=0.001 if mname == "linear" else 0.05))
-                            add(dict(dataset=ds, seed=seed, method="white-box ceiling", transform=tname,
-                                     mapping=mname, optimizer="backprop (Adam)", budget=0,
-                                     test=wb["test_accuracy"], val=wb["val_accuracy"], queries=0, calls=0,
-                                     black_box=False))
+                for cell in cells:
+                    tname, mname, oname, budget, dirs, refit = cell
+                    oracle.ledger = Ledger(Budget(max_queries=budget, phases=("train", "validation")))
+                    rp, label = build(oracle, cell, train, seed)
+                    if (ds, seed, "black-box", tname, mname, label, budget) in done:
+                        continue
+                    fit = rp.fit(train, val)
+                    ev = rp.evaluate(test)
+                    led = oracle.ledger
+                    add(dict(dataset=ds, seed=seed, method="black-box", transform=tname, mapping=mname,
+                             optimizer=label, budget=budget, test=ev["accuracy"], val=fit.val_accuracy,
+                             steps=fit.steps, per_step=rp.optimizer.queries_per_step,
+                             queries=led.counts("train").queries + led.counts("validation").queries,
+                             calls=led.counts("train").calls + led.counts("validation").calls,
+                             black_box=True))
+                for tname, mname in dict.fromkeys((c[0], c[1]) for c in cells):
+                    if not args.whitebox_steps or (ds, seed, "white-box ceiling", tname, mname,
+                                                   "backprop (Adam)", 0) in done:
+                        continue
+                    t = make_transform(tname, in_shape=tuple(train.x.shape[1:]), out_size=args.size,
+                                       channels=oracle.input_spec.channels or 3, seed=seed, **canvas)
+                    m = make_mapping(mname, oracle.num_classes, train.num_classes, seed=seed)
+                    wb = whitebox_fit(t, oracle, m, train, val, test,
+                                      WhiteboxConfig(steps=args.whitebox_steps, seed=seed,
+                                                     lr=0.001 if mname == "linear" else 0.05))
+                    add(dict(dataset=ds, seed=seed, method="white-box ceiling", transform=tname, mapping=mname,
+                             optimizer="backprop (Adam)", budget=0, test=wb["test_accuracy"],
+                             val=wb["val_accuracy"], steps=args.whitebox_steps, queries=0, calls=0,
+                             black_box=False))
     return rows
 
 
@@ -219,27 +265,36 @@ def report(rows: list[dict], title: str) -> dict:
     gains: dict[tuple, list[float]] = {}
     for key, rs in groups.items():
         summary[key] = mean_sd(100 * r["test"] for r in rs)[0]
-        gains[key] = [100 * (r["test"] - probe[r["dataset"], r["seed"]]) for r in rs]
+        # paired with the probe of the same split; a seed whose probe row is missing (a killed run) is left out
+        gains[key] = [100 * (r["test"] - probe[r["dataset"], r["seed"]]) for r in rs
+                      if (r["dataset"], r["seed"]) in probe]
         ds, method, tname, mname, oname, budget = key
-        acc, gain = mean_sd(100 * r["test"] for r in rs), mean_sd(gains[key])
+        acc = mean_sd(100 * r["test"] for r in rs)
+        gain = mean_sd(gains[key]) if gains[key] else None
+        paired = "n/a" if gain is None else \
+            f"{gain[0]:+.1f} ± {gain[1]:.1f}; {sum(g > 0 for g in gains[key])}/{len(gains[key])}"
         print(f"| {ds} | {method} | {tname} | {mname} | {oname} | {budget or '-'} | {acc[0]:.1f} ± {acc[1]:.1f} | "
-              f"{gain[0]:+.1f} ± {gain[1]:.1f}; {sum(g > 0 for g in gains[key])}/{len(rs)} | "
+              f"{paired} | "
               f"{int(statistics.mean(r['queries'] for r in rs))} | {int(statistics.mean(r['calls'] for r in rs))} | "
               f"{'yes' if rs[0]['black_box'] else 'NO'} |")
     first = rows[0]["dataset"]
     bb = {k: v for k, v in summary.items() if k[0] == first and k[1] == "black-box"}
     best_key = max(bb, key=bb.get) if bb else None
     wb_key = (first, "white-box ceiling", best_key[2], best_key[3], "backprop (Adam)", 0) if best_key else None
+
+    def frac(key: tuple | None) -> float | None:
+        return round(summary[key] / 100, 4) if key in summary else None
+
+    best_gains = gains.get(best_key) or []
     head = {
         "dataset": first,
-        "zero_shot_acc": round(summary[(first, "zero-shot FLM (no prompt)", "none", "flm", "-", 0)] / 100, 4),
-        "linear_probe_acc": round(summary[(first, "linear probe (no prompt)", "none", "linear", "-", 0)] / 100, 4),
-        "best_blackbox_acc": None if best_key is None else round(bb[best_key] / 100, 4),
+        "zero_shot_acc": frac((first, "zero-shot FLM (no prompt)", "none", "flm", "-", 0)),
+        "linear_probe_acc": frac((first, "linear probe (no prompt)", "none", "linear", "-", 0)),
+        "best_blackbox_acc": frac(best_key),
         "best_blackbox": None if best_key is None else "/".join(map(str, best_key[2:])),
-        "whitebox_acc": round(summary[wb_key] / 100, 4) if wb_key in summary else None,
-        "best_minus_probe": None if best_key is None else round(statistics.mean(gains[best_key]) / 100, 4),
-        "best_above_probe_seeds": None if best_key is None else
-        f"{sum(g > 0 for g in gains[best_key])}/{len(gains[best_key])}",
+        "whitebox_acc": frac(wb_key),
+        "best_minus_probe": round(statistics.mean(best_gains) / 100, 4) if best_gains else None,
+        "best_above_probe_seeds": f"{sum(g > 0 for g in best_gains)}/{len(best_gains)}" if best_gains else None,
     }
     if head["best_blackbox_acc"] is not None and head["whitebox_acc"]:
         head["blackbox_over_whitebox"] = round(head["best_blackbox_acc"] / head["whitebox_acc"], 4)

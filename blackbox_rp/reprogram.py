@@ -104,7 +104,9 @@ class ReprogramConfig:
             for parametric readouts (``linear``: its ~10⁴ weights overfit the few hundred distinct
             images a window holds), ``"window"`` for FLM/BLM/BLM+; ``"joint"``: a parametric readout
             (``linear``) takes one exact-gradient Adam step (``readout_lr``) on every step's answers,
-            trained together with θ at no query cost (initial and final fits as usual).
+            trained together with θ at no query cost (initial and final fits as usual). The readout's
+            objective is always cross-entropy + its l2, whatever ``loss`` θ follows.
+        readout_lr: Adam step size of the joint readout (``refit="joint"`` only).
         refit_every: steps between window refits.
         refit_window: most recent answered rows a window refit uses (the prompt drifts: old rows mislead).
         eval_every: steps between validation evaluations (selection points of the learning curve).

@@ -1,6 +1,7 @@
 """The visual benchmark's bookkeeping: the gain over the probe is paired by seed, runs saved in pieces merge
-into one report without double-counting a baseline, runs on other canvases are refused, and ``--quick``
-runs end to end and ends with its JSON line."""
+into one report without double-counting a baseline, runs of another setup are refused, a cell that cannot
+run is refused before any query, and ``--quick`` runs end to end, ends with its JSON line, and started
+again on its saved rows runs nothing twice."""
 
 from __future__ import annotations
 
@@ -23,10 +24,14 @@ def visual():
     return mod
 
 
-def _row(seed, method, test, transform="none", mapping="linear", optimizer="-", budget=0, canvas=None):
+SETUP = {"model": "efficientnet-lite0", "split": [3000, 1000, 1000], "size": 64, "canvas": {"image_size": 48},
+         "eval_every": 20}
+
+
+def _row(seed, method, test, transform="none", mapping="linear", optimizer="-", budget=0, **setup):
     return dict(dataset="mnist5k", seed=seed, method=method, transform=transform, mapping=mapping,
                 optimizer=optimizer, budget=budget, test=test, queries=budget, calls=1,
-                black_box=method != "white-box ceiling", canvas=canvas or {"size": 64, "image_size": 48})
+                black_box=method != "white-box ceiling", setup={**SETUP, **setup})
 
 
 def _piece(seed, probe, prompt):
@@ -45,9 +50,23 @@ def test_gain_over_the_probe_is_paired_by_seed_and_pieces_merge(visual, capsys):
     assert "| mnist5k | black-box | lowdim | linear | zo-adam | 30000 | 92.0 ± 1.4 | -0.5 ± 2.1; 1/2 |" in table
     assert head["linear_probe_acc"] == 0.925 and head["best_blackbox_acc"] == 0.92
     assert head["best_minus_probe"] == -0.005 and head["best_above_probe_seeds"] == "1/2"
-    with pytest.raises(SystemExit, match="different canvases"):
-        grey = [dict(r, canvas={"size": 64, "image_size": 48, "background": 0.5}) for r in _piece(1, 0.9, 0.9)]
+    with pytest.raises(SystemExit, match="different canvas"):
+        grey = [dict(r, setup={**SETUP, "canvas": {"image_size": 48, "background": 0.5}}) for r in _piece(1, 0.9, 0.9)]
         visual.merge_rows([_piece(0, 0.90, 0.91), grey])
+    with pytest.raises(SystemExit, match="different split"):
+        visual.merge_rows([_piece(0, 0.90, 0.91), [dict(r, setup={**SETUP, "split": [300, 100, 100]})
+                                                   for r in _piece(1, 0.9, 0.9)]])
+    with pytest.raises(SystemExit, match="appears twice with different results"):
+        visual.merge_rows([_piece(0, 0.90, 0.91), _piece(0, 0.90, 0.95)])
+
+
+def test_a_seed_without_its_probe_row_is_reported_not_a_crash(visual, capsys):
+    rows = _piece(0, 0.90, 0.91) + [_row(1, "black-box", 0.5, "lowdim", "linear", "zo-adam", 30000)]
+    head = visual.report(rows, "a killed run")  # seed 1 died before its probe row
+    assert "| 70.5 ± 29.0 | +1.0 ± 0.0; 1/1 |" in capsys.readouterr().out
+    assert head["best_minus_probe"] == 0.01
+    only = visual.report([_row(0, "black-box", 0.5, "lowdim", "linear", "zo-adam", 30000)], "no probe at all")
+    assert "| n/a |" in capsys.readouterr().out and only["linear_probe_acc"] is None
 
 
 def test_plot_draws_a_png(visual, tmp_path):
@@ -57,16 +76,32 @@ def test_plot_draws_a_png(visual, tmp_path):
     assert (tmp_path / "acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _visual(*args, timeout=600):
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "visual.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_a_cell_that_cannot_run_is_refused_before_any_query(tmp_path):
+    out = _visual("--quick", "--mappings", "blm+,linear", "--refits", "joint", "--json-out", tmp_path / "r.json")
+    assert out.returncode != 0 and "cell lowdim/blm+/zo-adam/1000/default/joint cannot run" in out.stderr
+    assert "no parameters to train" in out.stderr and not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.slow
 def test_quick_runs_end_to_end_and_reports_from_its_saved_rows(tmp_path):
     saved = tmp_path / "rows.json"
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "visual.py"), "--quick", "--json-out", str(saved)],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    out = _visual("--quick", "--json-out", saved)
     assert out.returncode == 0, out.stderr[-2000:]
     head = json.loads(out.stdout.strip().splitlines()[-1])
     for key in ("zero_shot_acc", "linear_probe_acc", "best_blackbox_acc", "whitebox_acc"):
         assert 0 <= head[key] <= 1, key
-    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "visual.py"), "--from-json", str(saved)],
-                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+    same = {k: head[k] for k in head if k != "seconds"}
+    again = _visual("--from-json", saved, timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
-    replayed = json.loads(again.stdout.strip().splitlines()[-1])
-    assert {k: replayed[k] for k in head if k != "seconds"} == {k: head[k] for k in head if k != "seconds"}
+    assert {k: v for k, v in json.loads(again.stdout.strip().splitlines()[-1]).items() if k != "seconds"} == same
+    # started again on its own saved rows: every cell is kept, none is run twice
+    rows = json.loads(saved.read_text())
+    resumed = _visual("--quick", "--json-out", saved)
+    assert resumed.returncode == 0 and f"{len(rows)} rows kept" in resumed.stderr
+    assert json.loads(saved.read_text()) == rows
+    assert {k: v for k, v in json.loads(resumed.stdout.strip().splitlines()[-1]).items() if k != "seconds"} == same

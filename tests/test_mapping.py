@@ -260,6 +260,17 @@ def test_linear_gradient_matches_autograd_and_joint_steps_train_the_readout():
     for _ in range(200):
         m.train_step(probs, y, lr=0.01)
     assert m.loss_and_grad(probs, y)[0] < start - 0.1
+    # a replaced readout starts Adam afresh: the next step is again lr against the gradient's sign
+    state = m.state_dict()
+    m.set_params(before)
+    m.train_step(probs, y, lr=0.01)
+    np.testing.assert_allclose(m.params - before, -0.01 * np.sign(g), atol=1e-6)
+    m.load_state_dict(state)  # a mapping with moments, loaded, steps like a fresh one loaded alike
+    fresh = make_mapping("linear", 6, 3, l2=0.05)
+    fresh.load_state_dict(state)
+    m.train_step(probs, y, lr=0.01)
+    fresh.train_step(probs, y, lr=0.01)
+    np.testing.assert_array_equal(m.params, fresh.params)
     with pytest.raises(RuntimeError, match="call fit"):
         make_mapping("linear", 6, 3).train_step(probs, y)
     with pytest.raises(ValueError, match="lr must be > 0"):

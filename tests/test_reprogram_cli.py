@@ -67,7 +67,7 @@ def test_errors_found_after_parsing_say_what_to_do(tmp_path, capsys):
 def test_refit_reaches_the_reprogrammer(tmp_path):
     out = tmp_path / "joint"
     assert main(FAST + ["--mapping", "linear", "--optimizer", "zo-adam", "--steps", "2", "--eval-every", "1",
-                        "--refit", "joint", "--out", str(out)]) == 0
+                        "--refit", "joint", "--readout-lr", "0.02", "--out", str(out)]) == 0
     r = json.loads((out / "results.json").read_text())
     assert r["config"]["reprogrammer"]["refit"] == "joint"
-    assert r["config"]["reprogrammer"]["config"]["readout_lr"] == 0.001
+    assert r["config"]["reprogrammer"]["config"]["readout_lr"] == 0.02

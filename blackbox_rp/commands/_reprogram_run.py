@@ -99,6 +99,7 @@ class TaskSpec:
     eval_every: int = 25
     val_size: int | None = None
     refit: str = "auto"
+    readout_lr: float = 1e-3
     transform_params: dict[str, Any] = field(default_factory=dict)
     mapping_params: dict[str, Any] = field(default_factory=dict)
     optimizer_params: dict[str, Any] | None = None  # None: the measured recommendation
@@ -166,7 +167,8 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
                             seed=spec.seed, transform_params=canvas,
                             mapping_params=mapping_params, optimizer_params=spec.optimizer_params,
                             loss=spec.loss, max_steps=spec.max_steps, batch_size=spec.batch_size,
-                            eval_every=spec.eval_every, val_size=spec.val_size, refit=spec.refit)
+                            eval_every=spec.eval_every, val_size=spec.val_size, refit=spec.refit,
+                            readout_lr=spec.readout_lr)
     print(f"{spec.title}: {oracle.identity} -> {data.name} ({data.num_classes} classes); "
           f"split {len(train)}/{len(val)}/{len(test)} (seed {spec.seed})", file=sys.stderr)
     print(f"transform {spec.transform}: θ has {rp.transform.dim} dimensions; mapping {spec.mapping}; "

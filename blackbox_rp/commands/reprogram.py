@@ -80,6 +80,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how the mapping follows the prompt: auto (default; epoch for linear/ILM, window for "
                         "FLM/BLM/BLM+), window, epoch, joint (linear readout trained with the prompt, no extra "
                         "queries) or none")
+    p.add_argument("--readout-lr", type=float, default=1e-3,
+                   help="Adam step size of the joint readout (--refit joint; default 0.001)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="optimizer parameter (repeatable); without any, the measured settings for the "
                         "optimizer and mapping (blackbox_rp.reprogram.RECOMMENDED_OPTIMIZER_PARAMS)")
@@ -98,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
                     exposure=args.exposure, journal=args.journal, loss=args.loss, size=args.size,
                     image_size=args.image_size, splits=args.split, max_steps=args.steps,
                     batch_size=args.batch_size, eval_every=args.eval_every, val_size=args.val_size, refit=args.refit,
+                    readout_lr=args.readout_lr,
                     transform_params=parse_params(args.transform_param, "transform"),
                     mapping_params=parse_params(args.mapping_param, "mapping"),
                     optimizer_params=parse_params(args.opt, "optimizer") if args.opt else None,

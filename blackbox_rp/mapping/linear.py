@@ -22,9 +22,13 @@ Fitting minimises mean cross-entropy + ``l2``/2 · ‖W‖² with L-BFGS in floa
 
 How the Reprogrammer uses it, black-box: evaluate the prompt loss with
 ``scores(resp)`` (rows sum to 1) for the zeroth-order optimizer over θ, and
-refit the readout from the answers already paid for with
-``fit(resp, y, warm_start=True)`` (a few L-BFGS steps from the current W) as
-the prompt changes. Jointly: ``params`` is the flat readout vector
+refit the readout with ``fit(resp, y)`` on the whole training split at the
+current θ once per epoch (``refit="epoch"``), or train it together with θ:
+``train_step(resp, y)`` takes one Adam step on the exact gradient of
+cross-entropy + l2 (``loss_and_grad``) over each step's answers, at no query
+cost (``refit="joint"``). ``fit(resp, y, warm_start=True)`` keeps the
+standardisation and starts L-BFGS from the current W. More generally:
+``params`` is the flat readout vector
 (W row-major, then b) and ``logits(resp, params=v)`` / ``scores(resp, params=v)``
 evaluate any candidate v without changing the mapping, so a loss of
 (θ, v) can be formed, e.g. by appending v to θ for a zeroth-order optimizer;
@@ -140,7 +144,16 @@ class LinearMapping(LabelMapping):
         return np.concatenate([self.weight.ravel(), self.bias])
 
     def set_params(self, params: np.ndarray) -> None:
-        """Adopt a flat readout vector (see :attr:`params`); marks the mapping fitted."""
+        """Adopt a flat readout vector (see :attr:`params`); marks the mapping fitted and restarts
+        :meth:`train_step`'s Adam moments (they belonged to the readout replaced)."""
+        self._adopt(params)
+        self._adam = None
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._adam = None
+
+    def _adopt(self, params: np.ndarray) -> None:
         v = np.asarray(params, dtype=np.float64)
         if v.shape != (self.num_params,):
             raise ValueError(f"linear mapping takes {self.num_params} params, got shape {v.shape}")
@@ -228,7 +241,8 @@ class LinearMapping(LabelMapping):
         The gradient is exact (the readout is ours; only the prompt sits behind the oracle), so a
         readout trained *jointly* with the prompt costs no query: the Reprogrammer's ``refit="joint"``
         calls this with each step's answers. Needs a first :meth:`fit` (the standardisation comes from
-        it); Adam's moments restart at every :meth:`fit`.
+        it); Adam's moments restart whenever the readout is replaced (:meth:`fit`, :meth:`set_params`,
+        :meth:`load_state_dict`).
         """
         if not self.fitted:
             raise RuntimeError("linear mapping: call fit(resp, y) once before train_step (it sets the "
@@ -241,11 +255,10 @@ class LinearMapping(LabelMapping):
         m = b1 * m + (1 - b1) * grad
         v = b2 * v + (1 - b2) * grad * grad
         self._adam = (m, v, t)
-        self.set_params(self.params - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + 1e-8))
+        self._adopt(self.params - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + 1e-8))
         return loss
 
     def _fit(self, resp: Response | np.ndarray, y: np.ndarray) -> None:
-        self._adam = None
         raw = log_features(resp, self.num_source, float(self.config.eps))
         if not self._warm:
             self.mu = raw.mean(axis=0)

@@ -16,10 +16,10 @@ The full grid (3 transforms × 5 mappings × 3 optimizers × 3 budgets × 3 seed
     python benchmarks/visual.py --datasets mnist5k --transforms lowdim \\
         --mappings blm+,linear --optimizers zo-adam --budgets 20000 --seeds 0 --whitebox-steps 300
 
-Long grids: ``--journal FILE`` keeps every answer in one SQLite journal, so a
-killed run started again replays what it had asked (no model call) and goes on
-where it stopped, to the same numbers; ``--json-out FILE`` is rewritten after
-every cell. ``--directions 2,4,8`` repeats each black-box cell with that many
+Long grids: ``--json-out FILE`` is rewritten after every cell, and a run
+started again with the same file keeps its rows and runs only the cells not
+in it; with ``--journal FILE`` as well, the cell that was cut off replays the
+queries it had answered (no model call) and reaches the same numbers. ``--directions 2,4,8`` repeats each black-box cell with that many
 directions per step (``q`` of SPSA-GC and ZO-Adam, ``popsize`` of CMA-ES) at
 the same budget: fewer, better-informed steps against more, noisier ones.
 ``--refits auto,joint`` compares a linear readout refitted each epoch with one

@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", default="10000,50000,200000", help="train + validation queries per run")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--whitebox-steps", type=int, default=300, help="0 skips the white-box ceiling")
+    p.add_argument("--whitebox-readout", default="refit", choices=("refit", "joint"),
+                   help="white-box linear readout: refitted as the prompt moves, or trained with it by Adam")
+    p.add_argument("--whitebox-lr", type=float, default=None,
+                   help="white-box prompt learning rate (default 0.001 with the linear readout, 0.05 otherwise)")
     p.add_argument("--split", default="3000,1000,1000", help="train,validation,test sizes")
     p.add_argument("--size", type=int, default=64, help="canvas side")
     p.add_argument("--image-size", type=int, default=48, help="target image side inside the canvas")
@@ -176,8 +180,10 @@ def run_grid(args: argparse.Namespace) -> list[dict]:
         print(f"{args.json_out}: {len(rows)} rows kept from an earlier run; their cells are not run again",
               file=sys.stderr)
     done = {tuple(r[k] for k in KEY) for r in rows}
+    # an empty --optimizers runs the baselines and the white-box ceilings only
     cells = list(itertools.product(_csv(args.transforms), _csv(args.mappings), _csv(args.optimizers),
                                    (int(b) for b in _csv(args.budgets)), _csv(args.directions), _csv(args.refits)))
+    pairs = list(itertools.product(_csv(args.transforms), _csv(args.mappings)))
 
     def add(row: dict) -> None:
         row["setup"] = setup
@@ -233,18 +239,20 @@ def run_grid(args: argparse.Namespace) -> list[dict]:
                              queries=led.counts("train").queries + led.counts("validation").queries,
                              calls=led.counts("train").calls + led.counts("validation").calls,
                              black_box=True))
-                for tname, mname in dict.fromkeys((c[0], c[1]) for c in cells):
-                    if not args.whitebox_steps or (ds, seed, "white-box ceiling", tname, mname,
-                                                   "backprop (Adam)", 0) in done:
+                for tname, mname in pairs:
+                    lr = args.whitebox_lr or (0.001 if mname == "linear" else 0.05)
+                    label = "backprop (Adam)" if args.whitebox_lr is None and args.whitebox_readout == "refit" \
+                        else f"backprop (Adam, lr {lr}, {args.whitebox_readout} readout)"
+                    if not args.whitebox_steps or (ds, seed, "white-box ceiling", tname, mname, label, 0) in done:
                         continue
                     t = make_transform(tname, in_shape=tuple(train.x.shape[1:]), out_size=args.size,
                                        channels=oracle.input_spec.channels or 3, seed=seed, **canvas)
                     m = make_mapping(mname, oracle.num_classes, train.num_classes, seed=seed)
                     wb = whitebox_fit(t, oracle, m, train, val, test,
-                                      WhiteboxConfig(steps=args.whitebox_steps, seed=seed,
-                                                     lr=0.001 if mname == "linear" else 0.05))
+                                      WhiteboxConfig(steps=args.whitebox_steps, seed=seed, lr=lr,
+                                                     readout=args.whitebox_readout))
                     add(dict(dataset=ds, seed=seed, method="white-box ceiling", transform=tname, mapping=mname,
-                             optimizer="backprop (Adam)", budget=0, test=wb["test_accuracy"],
+                             optimizer=label, budget=0, test=wb["test_accuracy"],
                              val=wb["val_accuracy"], steps=args.whitebox_steps, queries=0, calls=0,
                              black_box=False))
     return rows

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 from blackbox_rp import Budget, Ledger
-from blackbox_rp.baselines import output_only
+from blackbox_rp.baselines import multiview_probe, output_only
 from blackbox_rp.commands._params import parse_params
 from blackbox_rp.data import load_target, split_dataset
 from blackbox_rp.mapping import make_mapping
@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", default="10000,50000,200000", help="train + validation queries per run")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--whitebox-steps", type=int, default=300, help="0 skips the white-box ceiling")
+    p.add_argument("--probe-views", default="",
+                   help="also a multi-view linear probe: image sizes on the canvas, e.g. 48,64 (K queries/image)")
     p.add_argument("--whitebox-readout", default="refit", choices=("refit", "joint"),
                    help="white-box linear readout: refitted as the prompt moves, or trained with it by Adam")
     p.add_argument("--whitebox-lr", type=float, default=None,
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+#: the method name of the single-view output-only probe, the bar every row is paired with
+PROBE = "linear probe (no prompt)"
 KEY = ("dataset", "seed", "method", "transform", "mapping", "optimizer", "budget")
 
 
@@ -217,12 +221,20 @@ def run_grid(args: argparse.Namespace) -> list[dict]:
             for seed in (int(s) for s in _csv(args.seeds)):
                 train, val, test = split_dataset(data, split, seed)
                 oracle.ledger = Ledger()
-                for name, mapping in (("zero-shot FLM (no prompt)", "flm"), ("linear probe (no prompt)", "linear")):
+                for name, mapping in (("zero-shot FLM (no prompt)", "flm"), (PROBE, "linear")):
                     if (ds, seed, name, "none", mapping, "-", 0) in done:
                         continue
                     r = output_only(oracle, mapping, train, test, out_size=args.size, seed=seed, canvas=canvas)
                     add(dict(dataset=ds, seed=seed, method=name, transform="none", mapping=mapping,
                              optimizer="-", budget=0, test=r["accuracy"], queries=len(train),
+                             calls=oracle.ledger.counts("baseline").calls, black_box=True))
+                sizes = [int(v) for v in _csv(args.probe_views)]
+                name = f"linear probe, {len(sizes)} views ({'+'.join(map(str, sizes))} px, no prompt)"
+                if sizes and (ds, seed, name, "none", "linear", "-", 0) not in done:
+                    r = multiview_probe(oracle, train, test, out_size=args.size, seed=seed,
+                                        views=[{**canvas, "image_size": v} for v in sizes])
+                    add(dict(dataset=ds, seed=seed, method=name, transform="none", mapping="linear", optimizer="-",
+                             budget=0, test=r["accuracy"], queries=r["train_queries"],
                              calls=oracle.ledger.counts("baseline").calls, black_box=True))
                 for cell in cells:
                     tname, mname, oname, budget, dirs, refit = cell
@@ -264,7 +276,7 @@ def report(rows: list[dict], title: str) -> dict:
     for r in rows:
         groups.setdefault((r["dataset"], r["method"], r["transform"], r["mapping"], r["optimizer"], r["budget"]),
                           []).append(r)
-    probe = {(r["dataset"], r["seed"]): r["test"] for r in rows if r["method"].startswith("linear probe")}
+    probe = {(r["dataset"], r["seed"]): r["test"] for r in rows if r["method"] == PROBE}
     print(f"\n{title}\n")
     print("| dataset | method | transform | mapping | optimizer | budget | test acc % (mean ± sd) | "
           "minus probe, same seed (mean ± sd; seeds above) | train+val queries | calls | black-box |")
@@ -297,7 +309,7 @@ def report(rows: list[dict], title: str) -> dict:
     head = {
         "dataset": first,
         "zero_shot_acc": frac((first, "zero-shot FLM (no prompt)", "none", "flm", "-", 0)),
-        "linear_probe_acc": frac((first, "linear probe (no prompt)", "none", "linear", "-", 0)),
+        "linear_probe_acc": frac((first, PROBE, "none", "linear", "-", 0)),
         "best_blackbox_acc": frac(best_key),
         "best_blackbox": None if best_key is None else "/".join(map(str, best_key[2:])),
         "whitebox_acc": frac(wb_key),
@@ -322,7 +334,7 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(2, len(datasets), figsize=(6.5 * len(datasets), 8), squeeze=False)
     for col, ds in enumerate(datasets):
         mine = [r for r in rows if r["dataset"] == ds]
-        probe = [100 * r["test"] for r in mine if r["method"].startswith("linear probe")]
+        probe = [100 * r["test"] for r in mine if r["method"] == PROBE]
         for row, ax in enumerate(axes[:, col]):
             _draw(ax, mine)
             ax.set_title(ds if row == 0 else f"{ds}: around the linear probe")
@@ -345,7 +357,8 @@ def _draw(ax, rows: list[dict]) -> None:
         stats = [mean_sd(by_budget[x]) for x in xs]
         ax.errorbar(xs, [m for m, _ in stats], yerr=[sd for _, sd in stats], marker="o", capsize=3,
                     label=f"{tname} + {mname}, {oname}")
-    for method, style in (("linear probe (no prompt)", "--"), ("zero-shot FLM (no prompt)", ":")):
+    multiview = sorted({r["method"] for r in rows if r["method"].startswith("linear probe, ")})
+    for method, style in ((PROBE, "--"), ("zero-shot FLM (no prompt)", ":"), *((m, "-.") for m in multiview)):
         accs = [100 * r["test"] for r in rows if r["method"] == method]
         if accs:
             ax.axhline(statistics.mean(accs), color="black", linestyle=style, linewidth=1,

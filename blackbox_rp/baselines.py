@@ -10,7 +10,12 @@ An input transformation is only worth its queries if it beats these:
   ImageNet model it reaches ~91% on MNIST with no prompt at all
   (RESOURCES.md), which makes it the real bar.
 
-Both spend queries through the oracle's ledger under one phase (``"baseline"``
+* **multi-view linear probe** — still no learned prompt: each image shown
+  K ways (e.g. 48 px and 64 px on the canvas), the K answers side by side
+  under one logistic regression, for K queries per image. The simplest input
+  transformation that adds information rather than moving one view.
+
+All spend queries through the oracle's ledger under one phase (``"baseline"``
 by default) so that a results file keeps them apart from the reprogrammer's
 train / validation / test counts. Given the same canvas, their inputs are
 exactly those of an additive prompt at θ = 0, so with a journal the
@@ -29,7 +34,7 @@ from .exposure import Response
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["output_only"]
+__all__ = ["output_only", "multiview_probe"]
 
 
 def output_only(oracle: Any, mapping: str, train: Dataset, test: Dataset, *, out_size: int,
@@ -60,3 +65,50 @@ def output_only(oracle: Any, mapping: str, train: Dataset, test: Dataset, *, out
     acc = float((m.predict(answers(test.x)) == test.y).mean())
     logger.info("no prompt, %s mapping: test accuracy %.4f", mapping, acc)
     return {"mapping": mapping, "accuracy": acc, "train_queries": len(train), "test_queries": len(test)}
+
+
+def multiview_probe(oracle: Any, train: Dataset, test: Dataset, *, out_size: int, views: list[dict[str, Any]],
+                    phase: str = "baseline", seed: int = 0, batch: int = 512, **mapping_params: Any) -> dict[str, Any]:
+    """The output-only linear probe on ``len(views)`` views of every image, K queries per image.
+
+    ``views``: one canvas each (``image_size``, ``background``). The answers of
+    the K views are turned into probabilities, put side by side (each divided
+    by K, so a row still sums to 1) and one ``linear`` mapping over K × C
+    source scores is fitted on ``train``. With one view it is exactly
+    :func:`output_only`'s linear probe. Returns ``{"mapping", "views",
+    "accuracy", "train_queries", "test_queries"}``; every query is charged to
+    ``phase``.
+    """
+    from .mapping import make_mapping
+    from .mapping.linear import log_features
+    from .transforms import make_transform
+    from .transforms.base import CanvasConfig
+
+    if not views:
+        raise ValueError("multiview_probe needs at least one view (a canvas dict such as {'image_size': 48})")
+    channels = oracle.input_spec.channels or 3
+    shows = []
+    for v in views:
+        unknown = sorted(set(v) - set(CanvasConfig.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"a view is a canvas: {unknown} not accepted; accepted: "
+                             f"{list(CanvasConfig.__dataclass_fields__)}")
+        shows.append(make_transform("none", in_shape=tuple(train.x.shape[1:]), out_size=out_size,
+                                    channels=channels, **v))
+    m = make_mapping("linear", oracle.num_classes * len(views), train.num_classes, seed=seed, **mapping_params)
+    m.check(oracle)
+    empty = np.zeros(0)
+
+    def features(x: np.ndarray) -> np.ndarray:
+        parts = []
+        for t in shows:
+            resp = Response.concat([oracle(t(empty, x[s:s + batch]), phase=phase) for s in range(0, len(x), batch)])
+            # the probabilities the linear readout itself would see (top-k gaps filled its way)
+            parts.append(np.exp(log_features(resp, oracle.num_classes, float(m.config.eps))) / len(shows))
+        return np.concatenate(parts, axis=1)
+
+    m.fit(features(train.x), train.y)
+    acc = float((m.predict(features(test.x)) == test.y).mean())
+    logger.info("no prompt, linear probe on %d views: test accuracy %.4f", len(views), acc)
+    return {"mapping": "linear", "views": [dict(v) for v in views], "accuracy": acc,
+            "train_queries": len(train) * len(views), "test_queries": len(test) * len(views)}

@@ -236,3 +236,22 @@ def test_killed_fit_resumes_to_the_same_result_without_paying_again(tmp_path):
     assert resumed["calls"] < ref["calls"]
     again = _run(journal)  # everything is answered now: the same result for zero calls
     assert again["theta"] == ref["theta"] and again["calls"] == 0
+
+
+@pytest.mark.parametrize("exposure", ["probs", "top3"])
+def test_multiview_probe_is_the_probe_with_one_view_and_charges_k_queries_per_image(splits, exposure):
+    from blackbox_rp.baselines import multiview_probe, output_only
+
+    train, _, test = splits
+    one = TorchOracle("fmnist-cnn", exposure=exposure)
+    single = output_only(one, "linear", train, test, out_size=SIZE, canvas={"image_size": IMAGE})
+    mv = multiview_probe(one, train, test, out_size=SIZE, views=[{"image_size": IMAGE}])
+    assert mv["accuracy"] == single["accuracy"]
+    two = TorchOracle("fmnist-cnn", exposure=exposure)
+    r = multiview_probe(two, train, test, out_size=SIZE, views=[{"image_size": IMAGE}, {"image_size": SIZE}])
+    assert two.ledger.counts("baseline").queries == 2 * (len(train) + len(test)) == r["train_queries"] + r["test_queries"]
+    assert 0.5 < r["accuracy"] <= 1.0  # far above chance on digits
+    with pytest.raises(ValueError, match="a view is a canvas"):
+        multiview_probe(two, train, test, out_size=SIZE, views=[{"image_size": IMAGE, "low_res": (4, 4)}])
+    with pytest.raises(ValueError, match="at least one view"):
+        multiview_probe(two, train, test, out_size=SIZE, views=[])

@@ -45,6 +45,7 @@ def test_results_json_has_the_fields_and_the_budget_holds(tmp_path, capsys):
     (["--budget", "0"], "expected a positive integer"),
     (["--split", "0.5,0.5"], "TRAIN,VAL,TEST"),
     (["--refit", "always"], "'auto', 'epoch', 'joint', 'none', 'window'"),
+    (["--probe-views", "48,x"], "image sizes in pixels separated by commas"),
 ])
 def test_bad_arguments_are_refused_with_what_is_accepted(tmp_path, capsys, bad, says):
     with pytest.raises(SystemExit) as e:
@@ -64,10 +65,14 @@ def test_errors_found_after_parsing_say_what_to_do(tmp_path, capsys):
     assert "needs 'topk'" in capsys.readouterr().err
 
 
-def test_refit_reaches_the_reprogrammer(tmp_path):
+def test_refit_readout_and_views_reach_the_run(tmp_path):
     out = tmp_path / "joint"
     assert main(FAST + ["--mapping", "linear", "--optimizer", "zo-adam", "--steps", "2", "--eval-every", "1",
-                        "--refit", "joint", "--readout-lr", "0.02", "--out", str(out)]) == 0
+                        "--refit", "joint", "--readout-lr", "0.02", "--probe-views", "20,28", "--out", str(out)]) == 0
     r = json.loads((out / "results.json").read_text())
     assert r["config"]["reprogrammer"]["refit"] == "joint"
     assert r["config"]["reprogrammer"]["config"]["readout_lr"] == 0.02
+    mv = r["multiview_probe"]
+    assert mv["image_sizes"] == [20, 28] and mv["queries_per_image"] == 2 and 0 <= mv["accuracy"] <= 1
+    # the probe (with --mapping linear it is the zero-shot row too) once, then both views of the multi-view probe
+    assert r["ledger"]["baseline"]["queries"] == (300 + 150) + 2 * (300 + 150)

@@ -105,6 +105,7 @@ class TaskSpec:
     optimizer_params: dict[str, Any] | None = None  # None: the measured recommendation
     zero_shot_mapping: str | None = None
     linear_probe: bool = True
+    probe_views: tuple[int, ...] = ()  # image sizes of a multi-view linear probe (empty: none)
     whitebox_steps: int = 0
     progress: bool = True
     title: str = "blackbox-rp reprogram"
@@ -146,7 +147,7 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
     import numpy as np
     from tqdm import tqdm
 
-    from blackbox_rp.baselines import output_only
+    from blackbox_rp.baselines import multiview_probe, output_only
     from blackbox_rp.data import load_target, split_dataset
     from blackbox_rp.ledger import Budget, Ledger
     from blackbox_rp.reprogram import Reprogrammer
@@ -179,6 +180,9 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
                             **(mapping_params if zs_name == spec.mapping else {}))
     probe = output_only(oracle, "linear", train, test, out_size=size, seed=spec.seed, canvas=canvas) \
         if spec.linear_probe and zs_name != "linear" else (zero_shot if spec.linear_probe else None)
+    multiview = multiview_probe(oracle, train, test, out_size=size, seed=spec.seed,
+                                views=[{**canvas, "image_size": v} for v in spec.probe_views]) \
+        if spec.probe_views else None
     total = spec.budget or (spec.max_steps or 0) * rp.optimizer.queries_per_step * spec.batch_size or None
     with tqdm(total=total, unit="q", desc="reprogramming", file=sys.stderr, disable=not spec.progress,
               dynamic_ncols=True) as bar:
@@ -206,6 +210,9 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
                    "journal": None if spec.journal is None else str(spec.journal),
                    "reprogrammer": rp.describe()},
     }
+    if multiview is not None:
+        results["multiview_probe"] = {"image_sizes": list(spec.probe_views), "accuracy": multiview["accuracy"],
+                                      "queries_per_image": len(spec.probe_views)}
     if spec.whitebox_steps:
         from blackbox_rp.mapping import make_mapping
         from blackbox_rp.transforms import make_transform
@@ -239,6 +246,10 @@ def print_summary(results: dict[str, Any], out: Path) -> None:
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     print(f"zero-shot ({results['zero_shot_mapping']}, no prompt):  {pct(results['zero_shot_accuracy'])}")
     print(f"output-only linear probe (no prompt): {pct(results['linear_probe_accuracy'])}")
+    if "multiview_probe" in results:
+        mv = results["multiview_probe"]
+        print(f"linear probe on {len(mv['image_sizes'])} views ({'+'.join(map(str, mv['image_sizes']))} px, no prompt, "
+              f"{mv['queries_per_image']} queries/image): {pct(mv['accuracy'])}")
     print(f"reprogrammed, black-box:             {pct(results['test_accuracy'])}  "
           f"(validation {pct(results['val_accuracy'])})")
     if "whitebox" in results:

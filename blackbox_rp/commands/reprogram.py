@@ -33,6 +33,14 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(_positive_int(t) for t in text.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected image sizes in pixels separated by commas (48,64), "
+                                         f"got {text!r}") from None
+
+
 def _split(text: str) -> tuple[float, float, float]:
     parts = text.split(",")
     try:
@@ -80,6 +88,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how the mapping follows the prompt: auto (default; epoch for linear/ILM, window for "
                         "FLM/BLM/BLM+), window, epoch, joint (linear readout trained with the prompt, no extra "
                         "queries) or none")
+    p.add_argument("--probe-views", type=_sizes, default=(),
+                   help="also a linear probe on several views of each image, e.g. 48,64 (image sizes on the "
+                        "canvas; one query per view and image)")
     p.add_argument("--readout-lr", type=float, default=1e-3,
                    help="Adam step size of the joint readout (--refit joint; default 0.001)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
@@ -100,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                     exposure=args.exposure, journal=args.journal, loss=args.loss, size=args.size,
                     image_size=args.image_size, splits=args.split, max_steps=args.steps,
                     batch_size=args.batch_size, eval_every=args.eval_every, val_size=args.val_size, refit=args.refit,
-                    readout_lr=args.readout_lr,
+                    readout_lr=args.readout_lr, probe_views=args.probe_views,
                     transform_params=parse_params(args.transform_param, "transform"),
                     mapping_params=parse_params(args.mapping_param, "mapping"),
                     optimizer_params=parse_params(args.opt, "optimizer") if args.opt else None,

@@ -56,8 +56,10 @@ def test_gain_over_the_probe_is_paired_by_seed_and_pieces_merge(visual, capsys):
     with pytest.raises(SystemExit, match="different split"):
         visual.merge_rows([_piece(0, 0.90, 0.91), [dict(r, setup={**SETUP, "split": [300, 100, 100]})
                                                    for r in _piece(1, 0.9, 0.9)]])
-    with pytest.raises(SystemExit, match="appears twice with different results"):
-        visual.merge_rows([_piece(0, 0.90, 0.91), _piece(0, 0.90, 0.95)])
+    capsys.readouterr()
+    kept = visual.merge_rows([_piece(0, 0.90, 0.91), _piece(0, 0.901, 0.91)])  # float noise between two runs
+    assert [r["test"] for r in kept] == [0.2, 0.90, 0.91]
+    assert "1 repeated row(s) differ between the files (largest difference 0.0010)" in capsys.readouterr().err
 
 
 def test_a_seed_without_its_probe_row_is_reported_not_a_crash(visual, capsys):

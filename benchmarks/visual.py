@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-out", type=Path, default=None, help="also write every row to this JSON file, "
                    "rewritten after each cell")
     p.add_argument("--from-json", type=Path, nargs="+", default=None, metavar="FILE",
-                   help="report (and plot) the rows saved by earlier --json-out runs instead of running")
+                   help="report (and plot) the rows saved by earlier --json-out runs instead of running; "
+                        "with --json-out, also write the merged rows there")
     p.add_argument("--plot", type=Path, default=None, help="also draw test accuracy against queries to this PNG")
     args = p.parse_args(argv)
     if args.quick:
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         rows = merge_rows([json.loads(f.read_text()) for f in args.from_json])
         title = f"rows of {', '.join(str(f) for f in args.from_json)}"
+        if args.json_out is not None:  # the merged rows, one file to keep
+            args.json_out.write_text(json.dumps(rows, indent=1))
     else:
         rows = run_grid(args)
         title = (f"model {args.model}; split {args.split} (train, validation, test); canvas {args.size} px, image "

@@ -307,7 +307,8 @@ def report(rows: list[dict], title: str) -> dict:
               f"{'yes' if rs[0]['black_box'] else 'NO'} |")
     first = rows[0]["dataset"]
     bb = {k: v for k, v in summary.items() if k[0] == first and k[1] == "black-box"}
-    best_key = max(bb, key=bb.get) if bb else None
+    # the best black-box recipe among those run on the most seeds (one lucky seed does not win)
+    best_key = max(bb, key=lambda k: (len(groups[k]), bb[k])) if bb else None
     wb_key = (first, "white-box ceiling", best_key[2], best_key[3], "backprop (Adam)", 0) if best_key else None
 
     def frac(key: tuple | None) -> float | None:
@@ -366,17 +367,20 @@ def _draw(ax, rows: list[dict]) -> None:
         ax.errorbar(xs, [m for m, _ in stats], yerr=[sd for _, sd in stats], marker="o", capsize=3,
                     label=f"{tname} + {mname}, {oname}")
     multiview = sorted({r["method"] for r in rows if r["method"].startswith("linear probe, ")})
-    for method, style in ((PROBE, "--"), ("zero-shot FLM (no prompt)", ":"), *((m, "-.") for m in multiview)):
+    for method, style, color in ((PROBE, "--", "black"), ("zero-shot FLM (no prompt)", ":", "black"),
+                                 *((m, "-.", c) for m, c in zip(multiview, ("tab:purple", "tab:olive", "tab:cyan",
+                                                                            "tab:brown")))):
         accs = [100 * r["test"] for r in rows if r["method"] == method]
         if accs:
-            ax.axhline(statistics.mean(accs), color="black", linestyle=style, linewidth=1,
+            ax.axhline(statistics.mean(accs), color=color, linestyle=style, linewidth=1,
                        label=f"{method}: {statistics.mean(accs):.1f}")
     right = 1.25 * max((r["budget"] for r in rows if r["method"] == "black-box"), default=1)
-    for cell in sorted({(r["transform"], r["mapping"]) for r in rows if r["method"] == "white-box ceiling"}):
-        accs = [100 * r["test"] for r in rows if r["method"] == "white-box ceiling"
-                and (r["transform"], r["mapping"]) == cell]
+    ceilings = [r for r in rows if r["method"] == "white-box ceiling"]
+    for cell in sorted({(r["transform"], r["mapping"], r["optimizer"]) for r in ceilings}):
+        accs = [100 * r["test"] for r in ceilings if (r["transform"], r["mapping"], r["optimizer"]) == cell]
+        how = "" if cell[2] == "backprop (Adam)" else f", {cell[2].removeprefix('backprop (Adam, ').rstrip(')')}"
         ax.plot([right], [statistics.mean(accs)], marker="*", markersize=11, linestyle="none",
-                label=f"white-box {cell[0]} + {cell[1]} (not black-box)")
+                label=f"white-box {cell[0]} + {cell[1]}{how} (not black-box)")
     ax.set_xscale("log")
     ax.set_xlabel("train + validation queries (budget)")
     ax.set_ylabel("test accuracy %")

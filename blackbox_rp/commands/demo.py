@@ -7,7 +7,7 @@ the no-prompt zero-shot mapping accuracy, the output-only linear probe, the
 reprogrammed accuracy, the linear probe on three views of each image (32, 48
 and 64 px: the one input transformation measured to beat the probe, for
 three queries per image) and the queries and calls spent, and writes
-results.json and learning_curve.png into --out. About a minute on 2 quiet CPU
+results.json and learning_curve.png into --out. About 100 s on 2 quiet CPU
 cores (the budget keeps it well inside five minutes on a busy machine);
 --quick is a seconds-long smoke run.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ._reprogram_run import TaskSpec, print_summary, run_task
 
-HELP = "reprogram EfficientNet-Lite0 (ImageNet) to MNIST black-box, about a minute on 2 CPU cores"
+HELP = "reprogram EfficientNet-Lite0 (ImageNet) to MNIST black-box, under two minutes on 2 CPU cores"
 
 #: the demo's recipe: what benchmarks/visual.py measured best within a 5-minute CPU budget
 DEMO = dict(model="efficientnet-lite0", data="mnist5k", transform="lowdim", mapping="linear", optimizer="zo-adam",

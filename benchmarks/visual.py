@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 from blackbox_rp import Budget, Ledger
-from blackbox_rp.baselines import multiview_probe, output_only
+from blackbox_rp.baselines import canvas_options, multiview_probe, output_only
 from blackbox_rp.commands._params import parse_params
 from blackbox_rp.data import load_target, split_dataset
 from blackbox_rp.mapping import make_mapping
@@ -240,7 +240,7 @@ def run_grid(args: argparse.Namespace) -> list[dict]:
                 if sizes and (ds, seed, name, "none", "linear", "-", 0) not in done:
                     oracle.ledger = Ledger()
                     r = multiview_probe(oracle, train, test, out_size=args.size, seed=seed,
-                                        views=[{**canvas, "image_size": v} for v in sizes])
+                                        views=[{**canvas_options(canvas), "image_size": v} for v in sizes])
                     add(dict(dataset=ds, seed=seed, method=name, transform="none", mapping="linear", optimizer="-",
                              budget=0, test=r["accuracy"], queries=r["train_queries"],
                              calls=oracle.ledger.counts("baseline").calls, black_box=True))

@@ -34,7 +34,15 @@ from .exposure import Response
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["output_only", "multiview_probe"]
+__all__ = ["output_only", "multiview_probe", "canvas_options"]
+
+
+def canvas_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Of a transform's options, those that place the image on the canvas (``image_size``,
+    ``background``); the prompt's own (``low_res``, ``mask``, ...) are dropped."""
+    from .transforms.base import CanvasConfig
+
+    return {k: v for k, v in (options or {}).items() if k in CanvasConfig.__dataclass_fields__}
 
 
 def output_only(oracle: Any, mapping: str, train: Dataset, test: Dataset, *, out_size: int,
@@ -49,11 +57,9 @@ def output_only(oracle: Any, mapping: str, train: Dataset, test: Dataset, *, out
     """
     from .mapping import make_mapping
     from .transforms import make_transform
-    from .transforms.base import CanvasConfig
 
-    params = {k: v for k, v in (canvas or {}).items() if k in CanvasConfig.__dataclass_fields__}
     t = make_transform("none", in_shape=tuple(train.x.shape[1:]), out_size=out_size,
-                       channels=oracle.input_spec.channels or 3, **params)
+                       channels=oracle.input_spec.channels or 3, **canvas_options(canvas))
     m = make_mapping(mapping, oracle.num_classes, train.num_classes, seed=seed, **mapping_params)
     m.check(oracle)
     empty = np.zeros(0)
@@ -71,7 +77,8 @@ def multiview_probe(oracle: Any, train: Dataset, test: Dataset, *, out_size: int
                     phase: str = "baseline", seed: int = 0, batch: int = 512, **mapping_params: Any) -> dict[str, Any]:
     """The output-only linear probe on ``len(views)`` views of every image, K queries per image.
 
-    ``views``: one canvas each (``image_size``, ``background``). The answers of
+    ``views``: one canvas each (``image_size``, ``background``; other keys are refused —
+    :func:`canvas_options` picks them out of a transform's options). The answers of
     the K views are turned into probabilities, put side by side (each divided
     by K, so a row still sums to 1) and one ``linear`` mapping over K × C
     source scores is fitted on ``train``. With one view it is exactly

@@ -68,7 +68,8 @@ def test_errors_found_after_parsing_say_what_to_do(tmp_path, capsys):
 def test_refit_readout_and_views_reach_the_run(tmp_path):
     out = tmp_path / "joint"
     assert main(FAST + ["--mapping", "linear", "--optimizer", "zo-adam", "--steps", "2", "--eval-every", "1",
-                        "--refit", "joint", "--readout-lr", "0.02", "--probe-views", "20,28", "--out", str(out)]) == 0
+                        "--refit", "joint", "--readout-lr", "0.02", "--probe-views", "20,28", "--out", str(out),
+                        "--transform-param", "low_res=[4,4]"]) == 0  # a prompt option: the views ignore it
     r = json.loads((out / "results.json").read_text())
     assert r["config"]["reprogrammer"]["refit"] == "joint"
     assert r["config"]["reprogrammer"]["config"]["readout_lr"] == 0.02

@@ -147,7 +147,7 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
     import numpy as np
     from tqdm import tqdm
 
-    from blackbox_rp.baselines import multiview_probe, output_only
+    from blackbox_rp.baselines import canvas_options, multiview_probe, output_only
     from blackbox_rp.data import load_target, split_dataset
     from blackbox_rp.ledger import Budget, Ledger
     from blackbox_rp.reprogram import Reprogrammer
@@ -181,7 +181,7 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
     probe = output_only(oracle, "linear", train, test, out_size=size, seed=spec.seed, canvas=canvas) \
         if spec.linear_probe and zs_name != "linear" else (zero_shot if spec.linear_probe else None)
     multiview = multiview_probe(oracle, train, test, out_size=size, seed=spec.seed,
-                                views=[{**canvas, "image_size": v} for v in spec.probe_views]) \
+                                views=[{**canvas_options(canvas), "image_size": v} for v in spec.probe_views]) \
         if spec.probe_views else None
     total = spec.budget or (spec.max_steps or 0) * rp.optimizer.queries_per_step * spec.batch_size or None
     with tqdm(total=total, unit="q", desc="reprogramming", file=sys.stderr, disable=not spec.progress,

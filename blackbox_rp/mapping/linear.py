@@ -131,7 +131,7 @@ class LinearMapping(LabelMapping):
         self.sd = np.ones(s, dtype=np.float64)
         self._warm = False
         self._max_iter = self.config.max_iter
-        self._adam: tuple[np.ndarray, np.ndarray, int] | None = None  # train_step's moments; fit() resets them
+        self._adam: tuple[np.ndarray, np.ndarray, int] | None = None  # train_step's moments; a new readout resets them
 
     # ------------------------------------------------------------- parameters
     @property

@@ -393,9 +393,10 @@ class Reprogrammer:
             part = resp.take(slice(j * n, (j + 1) * n))
             losses.append(self.loss_fn(self.mapping.scores(part), yb))
         self.optimizer.tell(cands, losses)
+        labels = np.tile(yb, len(cands))  # the answers' labels: the minibatch's, once per candidate
         if self.refit == "joint":
-            self.mapping.train_step(resp, np.tile(yb, len(cands)), self.config.readout_lr)
-        window.append((resp, np.tile(yb, len(cands))))
+            self.mapping.train_step(resp, labels, self.config.readout_lr)
+        window.append((resp, labels))
         while sum(len(y) for _, y in window) - len(window[0][1]) >= self.config.refit_window:
             window.pop(0)
         return float(np.mean(losses))

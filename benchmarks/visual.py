@@ -50,7 +50,8 @@ from blackbox_rp.transforms import make_transform
 from blackbox_rp.whitebox import WhiteboxConfig, whitebox_fit
 
 QUICK = dict(datasets="mnist5k", transforms="lowdim", mappings="blm+,linear", optimizers="zo-adam", budgets="1000",
-             seeds="0", whitebox_steps=10, split="200,100,100", size=48, image_size=32, eval_every=3)
+             seeds="0", whitebox_steps=10, split="200,100,100", size=48, image_size=32, eval_every=3,
+             probe_views="24,32")
 
 
 def _csv(text: str) -> list[str]:
@@ -325,6 +326,11 @@ def report(rows: list[dict], title: str) -> dict:
         "best_minus_probe": round(statistics.mean(best_gains) / 100, 4) if best_gains else None,
         "best_above_probe_seeds": f"{sum(g > 0 for g in best_gains)}/{len(best_gains)}" if best_gains else None,
     }
+    views = {k: v for k, v in summary.items() if k[0] == first and k[1].startswith("linear probe, ")}
+    if views:  # the best multi-view probe (no prompt; K queries per image)
+        best_views = max(views, key=views.get)
+        head.update(multiview_probe=best_views[1], multiview_probe_acc=frac(best_views),
+                    multiview_minus_probe=round(statistics.mean(gains[best_views]) / 100, 4))
     if head["best_blackbox_acc"] is not None and head["whitebox_acc"]:
         head["blackbox_over_whitebox"] = round(head["best_blackbox_acc"] / head["whitebox_acc"], 4)
     return head

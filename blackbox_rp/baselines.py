@@ -45,6 +45,12 @@ def canvas_options(options: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (options or {}).items() if k in CanvasConfig.__dataclass_fields__}
 
 
+def _answers(oracle: Any, show: Any, x: np.ndarray, phase: str, batch: int) -> Response:
+    """The oracle's answers for ``x`` placed by the prompt-less transform ``show``, in batches of ``batch``."""
+    empty = np.zeros(0)
+    return Response.concat([oracle(show(empty, x[s:s + batch]), phase=phase) for s in range(0, len(x), batch)])
+
+
 def output_only(oracle: Any, mapping: str, train: Dataset, test: Dataset, *, out_size: int,
                 canvas: dict[str, Any] | None = None, phase: str = "baseline", seed: int = 0,
                 batch: int = 512, **mapping_params: Any) -> dict[str, Any]:
@@ -62,13 +68,8 @@ def output_only(oracle: Any, mapping: str, train: Dataset, test: Dataset, *, out
                        channels=oracle.input_spec.channels or 3, **canvas_options(canvas))
     m = make_mapping(mapping, oracle.num_classes, train.num_classes, seed=seed, **mapping_params)
     m.check(oracle)
-    empty = np.zeros(0)
-
-    def answers(x: np.ndarray) -> Response:
-        return Response.concat([oracle(t(empty, x[s:s + batch]), phase=phase) for s in range(0, len(x), batch)])
-
-    m.fit(answers(train.x), train.y)
-    acc = float((m.predict(answers(test.x)) == test.y).mean())
+    m.fit(_answers(oracle, t, train.x, phase, batch), train.y)
+    acc = float((m.predict(_answers(oracle, t, test.x, phase, batch)) == test.y).mean())
     logger.info("no prompt, %s mapping: test accuracy %.4f", mapping, acc)
     return {"mapping": mapping, "accuracy": acc, "train_queries": len(train), "test_queries": len(test)}
 
@@ -104,12 +105,10 @@ def multiview_probe(oracle: Any, train: Dataset, test: Dataset, *, out_size: int
                                     channels=channels, **v))
     m = make_mapping("linear", oracle.num_classes * len(views), train.num_classes, seed=seed, **mapping_params)
     m.check(oracle)
-    empty = np.zeros(0)
-
     def features(x: np.ndarray) -> np.ndarray:
         parts = []
         for t in shows:
-            resp = Response.concat([oracle(t(empty, x[s:s + batch]), phase=phase) for s in range(0, len(x), batch)])
+            resp = _answers(oracle, t, x, phase, batch)
             # the probabilities the linear readout itself would see (top-k gaps filled its way)
             parts.append(np.exp(log_features(resp, oracle.num_classes, float(m.config.eps))) / len(shows))
         return np.concatenate(parts, axis=1)

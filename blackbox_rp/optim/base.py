@@ -46,11 +46,12 @@ from typing import Any, Callable, ClassVar, Sequence, TypeVar
 import numpy as np
 
 from ..registry import Registry
+from ..space import SearchSpace, SpaceError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Optimizer", "OptimizerConfig", "register", "make", "available", "REGISTRY", "ConfigError",
-           "as_generator"]
+           "as_generator", "as_space", "accepting"]
 
 
 class ConfigError(ValueError):
@@ -109,6 +110,21 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
     check(value in choices, f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
 
 
+def as_space(dim: int | SearchSpace) -> SearchSpace:
+    """A :class:`~blackbox_rp.space.SearchSpace` from a space or a positive int (a box of that many floats)."""
+    if isinstance(dim, SearchSpace):
+        return dim
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ConfigError(f"dim must be a positive int or a SearchSpace, got {dim!r}")
+    return SearchSpace.box(int(dim))
+
+
+def accepting(kind: str) -> list[str]:
+    """Registered optimizers (and prefixed families) that accept spaces of ``kind``."""
+    names = [n for n in sorted(REGISTRY) if kind in REGISTRY[n].accepts]
+    return names + [f"{p}:<name>" for p, kinds in sorted(PREFIX_KINDS.items()) if kind in kinds]
+
+
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     """A private numpy Generator from a seed (never the global numpy state)."""
     if isinstance(seed, np.random.Generator):
@@ -137,13 +153,20 @@ class Optimizer(ABC):
     _state_attrs: ClassVar[tuple[str, ...]] = ("x",)
     #: True when all candidates of one ask() are independent and may be evaluated in one batch
     parallel: ClassVar[bool] = True
+    #: the kinds of search space (:data:`blackbox_rp.space.KINDS`) this optimizer can search
+    accepts: ClassVar[frozenset[str]] = frozenset({"continuous"})
     name: str = "?"
 
-    def __init__(self, dim: int, *, seed: int | np.random.Generator | None = 0,
+    def __init__(self, dim: int | SearchSpace, *, seed: int | np.random.Generator | None = 0,
                  x0: Sequence[float] | np.ndarray | None = None, config: OptimizerConfig | None = None):
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise ConfigError(f"dim must be a positive int, got {dim!r}")
-        self.dim = int(dim)
+        self.space = as_space(dim)
+        if self.space.dim < 1:
+            raise ConfigError("θ has no dimensions: nothing to optimise")
+        if self.space.kind not in self.accepts:
+            raise ConfigError(f"optimizer {self.name!r} searches {' or '.join(sorted(self.accepts))} spaces; "
+                              f"this θ is {self.space.kind} ({self.space.describe_short()}): choose an optimizer "
+                              f"that accepts {self.space.kind} spaces ({', '.join(accepting(self.space.kind))})")
+        self.dim = self.space.dim
         self.config = config if config is not None else self.Config()
         if not isinstance(self.config, self.Config):
             raise ConfigError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(self.config).__name__}")
@@ -155,6 +178,11 @@ class Optimizer(ABC):
                 raise ConfigError(f"x0 has {x.size} values but dim is {self.dim}")
             if not np.all(np.isfinite(x)):
                 raise ConfigError("x0 contains NaN or inf")
+        if self.space.choices:
+            try:
+                self.space.validate(x, "x0")
+            except SpaceError as e:
+                raise ConfigError(str(e)) from e
         self.x0 = x.copy()
         self.x = x
         self.rng = as_generator(seed)
@@ -274,6 +302,8 @@ O = TypeVar("O", bound=type[Optimizer])
 REGISTRY = Registry("optimizer", error=ConfigError)
 #: name prefix -> factory(suffix, dim, seed, x0, params), e.g. "ng" for nevergrad optimizers
 PREFIXES: dict[str, Callable[..., Optimizer]] = {}
+#: name prefix -> the space kinds its optimizers accept
+PREFIX_KINDS: dict[str, frozenset[str]] = {}
 
 
 def register(name: str) -> Callable[[O], O]:
@@ -295,12 +325,13 @@ def available() -> list[str]:
     return sorted(REGISTRY) + [f"{p}:<name>" for p in sorted(PREFIXES)]
 
 
-def make(name: str, dim: int, seed: int | np.random.Generator | None = 0,
+def make(name: str, dim: int | SearchSpace, seed: int | np.random.Generator | None = 0,
          x0: Sequence[float] | np.ndarray | None = None, **params: Any) -> Optimizer:
     """Build a registered optimizer by name, its parameters checked by its config.
 
-    ``seed`` (int or numpy Generator) drives every random choice; ``x0`` None
-    starts at zeros. Unknown names and unknown parameters raise
+    ``dim`` is θ's length (a box) or a :class:`~blackbox_rp.space.SearchSpace`; an optimizer
+    that does not accept the space's kind is refused, naming both. ``seed`` (int or numpy
+    Generator) drives every random choice; ``x0`` None starts at zeros. Unknown names and unknown parameters raise
     :class:`ConfigError` listing what exists.
     """
     if ":" in name:

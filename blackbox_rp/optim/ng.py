@@ -43,7 +43,7 @@ import numpy as np
 # (nevergrad's parametrization requires that legacy type), never the global one
 from numpy.random import RandomState, get_state, set_state
 
-from .base import PREFIXES, ConfigError, Optimizer, OptimizerConfig, check
+from .base import PREFIX_KINDS, PREFIXES, ConfigError, Optimizer, OptimizerConfig, check
 
 logger = logging.getLogger(__name__)
 
@@ -236,3 +236,4 @@ def _make_ng(ng_name: str, dim: int, seed: Any, x0: Sequence[float] | np.ndarray
 
 
 PREFIXES["ng"] = _make_ng
+PREFIX_KINDS["ng"] = frozenset({"continuous"})

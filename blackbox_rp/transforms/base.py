@@ -15,13 +15,16 @@ is never used: finite differences of size ~1e-3 vanish in it.
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..space import SearchSpace
+from .protocol import InputTransform
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +68,8 @@ def _config_from(cls: type, params: dict[str, Any], who: str) -> Any:
     return cls(**params)
 
 
-class Transform(ABC):
-    """Base of input transformations: a canvas placement plus a θ-dependent prompt.
+class Transform(InputTransform):
+    """Base of image transformations: a canvas placement plus a θ-dependent prompt.
 
     Subclasses set ``name`` and ``Config`` (a frozen dataclass deriving from
     :class:`CanvasConfig`), compute ``self.dim`` in ``__init__`` and implement
@@ -136,7 +139,26 @@ class Transform(ABC):
         # padding (not in-place writes) keeps the canvas a pure function of x
         return F.pad(x, (o, s - m - o, o, s - m - o), value=float(self.config.background))
 
+    @classmethod
+    def for_task(cls, train: Any, input_spec: Any, *, seed: int = 0, out_size: int | None = None,
+                 **params: Any) -> "Transform":
+        """The transform for ``train``'s images on the oracle's canvas: S = ``out_size``, else the model's
+        fixed input size, else ``max(min_size, 32)``; the model's channels (3 when it does not say)."""
+        x = getattr(train, "x", None)
+        if not isinstance(x, np.ndarray) or x.ndim != 4:
+            raise TransformError(f"transform {cls.name!r} takes images (N, C, H, W); "
+                                 f"the target task holds {type(train).__name__} inputs")
+        if getattr(input_spec, "kind", "image") != "image":
+            raise TransformError(f"transform {cls.name!r} makes images, but the model takes {input_spec.kind} "
+                                 f"inputs; choose a transform for {input_spec.kind}")
+        size = out_size or input_spec.height or max(input_spec.min_size, 32)
+        return cls(tuple(x.shape[1:]), int(size), channels=input_spec.channels or 3, seed=seed, **params)
+
     # ---------------------------------------------------------------- θ
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace.box(self.dim)
+
     def init_theta(self) -> np.ndarray:
         """The starting θ: zeros (the prompt then adds nothing: θ₀ is the zero-shot input)."""
         return np.zeros(self.dim, dtype=np.float64)
@@ -161,7 +183,7 @@ class Transform(ABC):
         self._check_x(x)
         return self.forward(theta.to(torch.float32), x.to(torch.float32))
 
-    def __call__(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def apply(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
         """The black-box path: the same :meth:`forward` under ``no_grad``; float32 (N, channels, S, S) in [0, 1]."""
         theta = np.asarray(theta)
         x = np.asarray(x)

@@ -25,7 +25,8 @@ from ..exposure import NEEDS, Exposure, ExposureError, Response, parse_exposure,
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LabelMapping", "MappingConfig", "count_matrix", "as_probs", "as_labels", "normalize_rows"]
+__all__ = ["LabelMapping", "MappingConfig", "DifferentiableMapping", "TrainableMapping", "count_matrix", "as_probs",
+           "as_labels", "normalize_rows"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,13 @@ def normalize_rows(a: np.ndarray) -> np.ndarray:
     s = a.sum(axis=1, keepdims=True)
     out = np.divide(a, s, out=np.full_like(a, 1.0 / a.shape[1]), where=s > 0)
     return out
+
+
+def renormalised_log(mass: Any) -> Any:
+    """log of torch rows ``mass`` renormalised to sum 1 (clamped like the numpy scores' 1e-12 floor)."""
+    import torch
+
+    return torch.log(torch.clamp(mass / mass.sum(1, keepdim=True).clamp_min(1e-30), min=1e-12))
 
 
 def _check_dense(p: np.ndarray, num_source: int) -> np.ndarray:
@@ -101,7 +109,14 @@ class LabelMapping(ABC):
         num_target: classes of the target task.
         seed: for mappings with a random part (RLM).
         exposure: optionally an oracle, Exposure or level; checked at once (see :meth:`check`).
+        views: answers per target input (a transform that shows each input K ways). With K > 1 the
+            mapping reads the K answers of a target side by side: its ``num_source`` becomes K × the
+            model's classes, and each answer row becomes :meth:`view_probs` / K in its block.
         **params: the mapping's config fields.
+
+    Abilities beyond fitting are declared by the interfaces :class:`DifferentiableMapping` (a torch form
+    the white-box reference backpropagates through) and :class:`TrainableMapping` (parameters trained
+    with the prompt); callers test ``isinstance``, never attribute names.
     """
 
     name: ClassVar[str] = ""
@@ -112,9 +127,12 @@ class LabelMapping(ABC):
     #: attribute names of the fitted numpy state
     _state: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, num_source: int, num_target: int, seed: int = 0, exposure: Any = None, **params: Any):
+    def __init__(self, num_source: int, num_target: int, seed: int = 0, exposure: Any = None, views: int = 1,
+                 **params: Any):
         if not isinstance(num_source, (int, np.integer)) or num_source < 1:
             raise ValueError(f"num_source must be a positive int, got {num_source!r}")
+        if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or views < 1:
+            raise ValueError(f"views must be a positive int, got {views!r}")
         if not isinstance(num_target, (int, np.integer)) or num_target < 2:
             raise ValueError(f"num_target must be an int >= 2 (a task has at least two classes), got {num_target!r}")
         fields = list(self.Config.__dataclass_fields__)
@@ -122,7 +140,8 @@ class LabelMapping(ABC):
         if unknown:
             raise ValueError(f"mapping {self.name!r}: unknown parameter(s) {unknown}; accepted: {fields}")
         self.config = self.Config(**params)
-        self.num_source = int(num_source)
+        self.views = int(views)
+        self.num_source = int(num_source) * self.views
         self.num_target = int(num_target)
         self.seed = int(seed)
         self.fitted = False
@@ -140,6 +159,22 @@ class LabelMapping(ABC):
             raise ExposureError(f"label mapping {self.name!r} needs {self.needs!r} outputs, got a "
                                 f"{resp.kind!r} response; query with a richer exposure")
 
+    def view_probs(self, resp: Response) -> np.ndarray:
+        """One view's answers as the (n, classes) probabilities this mapping reads (for ``views`` > 1)."""
+        return as_probs(resp, resp.num_classes)
+
+    def fold(self, resp: Response | np.ndarray) -> Response | np.ndarray:
+        """With ``views`` = K > 1: the n·K answer rows (target-major) as n rows of K blocks, each
+        :meth:`view_probs` / K (a row still sums to 1); with one view, ``resp`` unchanged."""
+        if self.views == 1 or not isinstance(resp, Response):
+            return resp
+        k = self.views
+        if len(resp) % k or resp.num_classes * k != self.num_source:
+            raise ValueError(f"label mapping {self.name!r} reads {k} views of {self.num_source // k} classes "
+                             f"per target; got {len(resp)} answers over {resp.num_classes} classes")
+        p = self.view_probs(resp) / k
+        return p.reshape(len(resp) // k, k * resp.num_classes)
+
     def _check_y(self, y: Any, n: int) -> np.ndarray:
         y = np.asarray(y)
         if y.shape != (n,):
@@ -156,6 +191,7 @@ class LabelMapping(ABC):
     def fit(self, resp: Response | np.ndarray, y: np.ndarray) -> "LabelMapping":
         """Fit from the oracle's answers on target inputs and their labels; returns self."""
         self._check_response(resp)
+        resp = self.fold(resp)
         y = self._check_y(y, len(resp))
         if len(y) == 0:
             raise ValueError(f"label mapping {self.name!r}: cannot fit from zero examples")
@@ -168,7 +204,7 @@ class LabelMapping(ABC):
         self._check_response(resp)
         if not self.fitted:
             raise RuntimeError(f"label mapping {self.name!r} is not fitted: call fit(resp, y) first")
-        return self._scores(resp)
+        return self._scores(self.fold(resp))
 
     def predict(self, resp: Response | np.ndarray) -> np.ndarray:
         """(n,) int64 predicted target classes (ties go to the lowest index)."""
@@ -195,7 +231,9 @@ class LabelMapping(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "needs": self.needs, "refit_every": self.refit_every,
-                "num_source": self.num_source, "num_target": self.num_target, "config": asdict(self.config)}
+                "num_source": self.num_source, "num_target": self.num_target, "views": self.views,
+                "differentiable": isinstance(self, DifferentiableMapping),
+                "trainable": isinstance(self, TrainableMapping), "config": asdict(self.config)}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.num_source}→{self.num_target}, needs={self.needs!r})"
@@ -208,3 +246,36 @@ class LabelMapping(ABC):
     @abstractmethod
     def _scores(self, resp: Response | np.ndarray) -> np.ndarray:
         """Row-normalised (n, num_target) target probabilities."""
+
+
+class DifferentiableMapping(ABC):
+    """A mapping with a torch form: the white-box reference backpropagates through it."""
+
+    @abstractmethod
+    def torch_log_probs(self, logits: Any, params: Any = None) -> Any:
+        """log target-class probabilities (n, num_target) from the model's logits (n, num_source) in torch —
+        the same function as :meth:`LabelMapping.scores` — differentiable in ``logits`` and in ``params``
+        (a trainable mapping's flat parameters; None: the current ones)."""
+
+
+class TrainableMapping(ABC):
+    """A mapping with parameters of its own that can be trained together with the prompt
+    (``refit="joint"``); an epoch refit is its default way to follow θ (a window overfits)."""
+
+    @property
+    @abstractmethod
+    def num_params(self) -> int:
+        """Length of :attr:`params`."""
+
+    @property
+    @abstractmethod
+    def params(self) -> np.ndarray:
+        """A flat copy of the parameters."""
+
+    @abstractmethod
+    def set_params(self, params: np.ndarray) -> None:
+        """Adopt a flat parameter vector (marks the mapping fitted)."""
+
+    @abstractmethod
+    def train_step(self, resp: Response | np.ndarray, y: np.ndarray, lr: float) -> float:
+        """One exact-gradient step on these answered rows; returns the loss before the step."""

@@ -34,12 +34,14 @@ Example::
 from __future__ import annotations
 
 import logging
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..exposure import Response
-from .base import LabelMapping, as_labels, as_probs, count_matrix, normalize_rows
+from .base import (DifferentiableMapping, LabelMapping, as_labels, as_probs, count_matrix, normalize_rows,
+                   renormalised_log)
 from .registry import register_mapping
 
 logger = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ class BLMPlusConfig(BLMConfig):
             raise ValueError(f"k must be a positive int or None, got {self.k!r}")
 
 
-class _Weighted(LabelMapping):
+class _Weighted(LabelMapping, DifferentiableMapping):
     """Shared scoring f(x) · ω, rows renormalised."""
 
     _state = ("omega",)
@@ -111,6 +113,13 @@ class _Weighted(LabelMapping):
 
     def _scores(self, resp: Response | np.ndarray) -> np.ndarray:
         return normalize_rows(as_probs(resp, self.num_source) @ self.omega)
+
+    def torch_log_probs(self, logits: Any, params: Any = None) -> Any:
+        """f(x) · ω, rows renormalised."""
+        import torch
+
+        probs = torch.softmax(logits, 1)
+        return renormalised_log(probs @ torch.as_tensor(self.omega, dtype=probs.dtype))
 
 
 @register_mapping("blm")

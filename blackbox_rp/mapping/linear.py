@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from ..exposure import Response
-from .base import LabelMapping, as_probs
+from .base import DifferentiableMapping, LabelMapping, TrainableMapping, as_probs
 from .registry import register_mapping
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def log_features(resp: Response | np.ndarray, num_source: int, eps: float) -> np
 
 
 @register_mapping("linear")
-class LinearMapping(LabelMapping):
+class LinearMapping(LabelMapping, DifferentiableMapping, TrainableMapping):
     """Multinomial logistic regression from standardised log-scores to target classes."""
 
     name = "linear"
@@ -181,6 +181,7 @@ class LinearMapping(LabelMapping):
     def logits(self, resp: Response | np.ndarray, params: np.ndarray | None = None) -> np.ndarray:
         """(n, num_target) target logits under the current readout, or under ``params`` if given."""
         self._check_response(resp)
+        resp = self.fold(resp)
         w, b = self._split(params)
         return self.features(resp) @ w.T + b
 
@@ -206,6 +207,14 @@ class LinearMapping(LabelMapping):
         w, b = params[: t * s].view(t, s), params[t * s:]
         return x @ w.to(dtype).T + b.to(dtype)
 
+    def torch_log_probs(self, logits: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        """log-softmax of the readout over the model's log-probabilities."""
+        return torch.log_softmax(self.torch_logits(torch.log_softmax(logits, 1), params), 1)
+
+    def view_probs(self, resp: Response) -> np.ndarray:
+        """The probabilities the readout itself would see (top-k gaps filled its way)."""
+        return np.exp(log_features(resp, resp.num_classes, float(self.config.eps)))
+
     # ------------------------------------------------------------------- fit
     def fit(self, resp: Response | np.ndarray, y: np.ndarray, warm_start: bool = False,
             max_iter: int | None = None) -> "LinearMapping":
@@ -223,6 +232,7 @@ class LinearMapping(LabelMapping):
         """Mean cross-entropy + ``l2``/2 · ‖W‖² of the readout (the current one, or ``params``) on these
         answered rows, and its exact gradient, flat like :attr:`params`."""
         self._check_response(resp)
+        resp = self.fold(resp)
         y = self._check_y(y, len(resp))
         w, b = self._split(params)
         x = self.features(resp)

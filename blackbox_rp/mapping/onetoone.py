@@ -27,11 +27,13 @@ Example (the hand-worked case of the tests)::
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
 from ..exposure import Response
-from .base import LabelMapping, as_labels, as_probs, count_matrix, normalize_rows
+from .base import (DifferentiableMapping, LabelMapping, as_labels, as_probs, count_matrix, normalize_rows,
+                   renormalised_log)
 from .registry import register_mapping
 
 logger = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ def greedy_one_to_one(counts: np.ndarray) -> np.ndarray:
     return source_of
 
 
-class OneToOne(LabelMapping):
+class OneToOne(LabelMapping, DifferentiableMapping):
     """Shared scoring: target t's probability is source class ``source_of[t]``'s, renormalised."""
 
     needs = "label"
@@ -68,6 +70,12 @@ class OneToOne(LabelMapping):
 
     def _scores(self, resp: Response | np.ndarray) -> np.ndarray:
         return normalize_rows(as_probs(resp, self.num_source)[:, self.source_of])
+
+    def torch_log_probs(self, logits: Any, params: Any = None) -> Any:
+        """The mapped source classes' probabilities, renormalised."""
+        import torch
+
+        return renormalised_log(torch.softmax(logits, 1)[:, torch.as_tensor(self.source_of)])
 
 
 @register_mapping("identity")

@@ -13,6 +13,7 @@ import pytest
 
 from blackbox_rp import Budget, BudgetExhausted, Ledger
 from blackbox_rp.optim import (ConfigError, EarlyStopping, JsonLinesLogger, available, make, minimize)
+from blackbox_rp.optim.minimize import BatchObjective
 from blackbox_rp.optim.functions import make_function
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,7 +184,7 @@ def test_cma_seed_controls_the_run():
 
 
 # ------------------------------------------------------------------ minimize
-class _CountingObjective:
+class _CountingObjective(BatchObjective):
     def __init__(self):
         self.evaluations = 0
         self.batches: list[int] = []
@@ -211,7 +212,7 @@ def test_minimize_never_exceeds_the_budget_and_batches_each_step(name):
 
 def test_minimize_works_with_a_plain_function_and_max_steps():
     res = minimize(lambda x: float(np.sum((x - 1) ** 2)), make("zo-adam", 3, seed=0), max_steps=5)
-    assert res.steps == 5 and res.queries == 5 * 20 and res.stop_reason == "max_steps 5 reached"
+    assert res.steps == 5 and res.queries == 5 * 20 and res.stop_reason == "max_steps (5) reached"
 
 
 def test_budget_smaller_than_one_step_is_an_error():
@@ -253,7 +254,7 @@ def test_minimize_stops_cleanly_on_budget_exhausted_from_a_real_oracle():
     images = rng.uniform(0.2, 0.8, size=(8, 1, 28, 28)).astype(np.float32)
     labels = np.arange(8) % 10
 
-    class PromptLoss:
+    class PromptLoss(BatchObjective):
         """Cross-entropy of an additive 7x7 prompt upsampled to 28x28: one oracle query per image."""
 
         def _inputs(self, theta: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blackbox_rp.optim import make, minimize
+from blackbox_rp.optim import BatchObjective, make, minimize
 from blackbox_rp.optim.functions import make_function
 
 # (dim, function, budget) -> {optimizer: loss it must reach}
@@ -84,7 +84,7 @@ def test_calibration_sets_the_first_step_size():
         assert np.mean(np.abs(opt.recommend() - f.x0)) == pytest.approx(0.02, rel=1e-9), name
 
 
-class _HeavyTailedMinibatch:
+class _HeavyTailedMinibatch(BatchObjective):
     """Mean squared distance to 16 samples of a heavy-tailed cloud (Student t, 2.5 dof): a noisy,
     outlier-prone minibatch loss like a classifier's, with its optimum at the cloud's mean."""
 

@@ -9,7 +9,7 @@ optimizer, budget=...)`` drives one against an objective. See
 
 from . import cmaes, ng, random_search, spsa, zo  # noqa: F401  (registration)
 from .base import REGISTRY, ConfigError, Optimizer, OptimizerConfig, available, make, register
-from .minimize import Callback, EarlyStopping, JsonLinesLogger, OptimizeResult, ProgressBar, minimize
+from .minimize import BatchObjective, Callback, EarlyStopping, JsonLinesLogger, OptimizeResult, ProgressBar, minimize
 
 __all__ = ["make", "minimize", "register", "available", "Optimizer", "OptimizerConfig", "OptimizeResult",
-           "ConfigError", "REGISTRY", "Callback", "ProgressBar", "JsonLinesLogger", "EarlyStopping"]
+           "ConfigError", "REGISTRY", "Callback", "BatchObjective", "ProgressBar", "JsonLinesLogger", "EarlyStopping"]

@@ -23,17 +23,19 @@ from typing import Callable
 
 import numpy as np
 
+from .minimize import BatchObjective
+
 __all__ = ["TestFunction", "make_function", "FUNCTIONS"]
 
 FUNCTIONS = ("sphere", "ellipsoid", "rosenbrock")
 
 
 @dataclass
-class TestFunction:
+class TestFunction(BatchObjective):
     """A function of θ (float64, shape (dim,)) with its optimum value 0 and a standard start ``x0``.
 
     ``torch_fn`` is the same function in torch (for autograd reference gradients).
-    ``batch`` evaluates a list of points (the objective protocol of :func:`minimize`).
+    ``batch`` evaluates a list of points (a :class:`~blackbox_rp.optim.minimize.BatchObjective`).
     """
 
     name: str

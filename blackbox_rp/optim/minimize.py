@@ -25,19 +25,20 @@ import json
 import logging
 import math
 import os
-import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 
-from ..ledger import BudgetExhausted
+from ..loop import Loop, LoopCallback, ProgressBar
 from .base import Optimizer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["minimize", "OptimizeResult", "Callback", "ProgressBar", "JsonLinesLogger", "EarlyStopping"]
+__all__ = ["minimize", "OptimizeResult", "Callback", "BatchObjective", "ProgressBar", "JsonLinesLogger",
+           "EarlyStopping"]
 
 
 @dataclass
@@ -63,35 +64,13 @@ class OptimizeResult:
 class Callback(Protocol):
     """Called after every step with its record; returning a str stops the loop with that reason.
 
-    Optional hooks ``on_start(optimizer)`` and ``on_end(result)`` are called when present.
+    Subclass :class:`blackbox_rp.loop.LoopCallback` to hear the start and the end as well.
     """
 
     def __call__(self, record: dict[str, Any]) -> str | None: ...
 
 
-class ProgressBar:
-    """A tqdm progress bar over queries (or steps when there is no budget) showing the best loss."""
-
-    def __init__(self, total: int | None = None, **tqdm_kwargs: Any):
-        self.total = total
-        self.kwargs = tqdm_kwargs
-        self.bar: Any = None
-
-    def on_start(self, optimizer: Optimizer) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=self.total, desc=optimizer.name, unit="q", **self.kwargs)
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        self.bar.update(record["queries"] - self.bar.n)
-        self.bar.set_postfix(best=f"{record['best']:.4g}", refresh=False)
-
-    def on_end(self, result: OptimizeResult) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class JsonLinesLogger:
+class JsonLinesLogger(LoopCallback):
     """Appends every step's record as one JSON line to ``path`` (flushed, so a killed run keeps its log)."""
 
     def __init__(self, path: str | os.PathLike):
@@ -99,20 +78,20 @@ class JsonLinesLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fh: Any = None
 
-    def on_start(self, optimizer: Optimizer) -> None:
+    def on_start(self, name: str) -> None:
         self.fh = self.path.open("a", encoding="utf-8")
 
     def __call__(self, record: dict[str, Any]) -> None:
         self.fh.write(json.dumps(record) + "\n")
         self.fh.flush()
 
-    def on_end(self, result: OptimizeResult) -> None:
+    def on_end(self, reason: str) -> None:
         if self.fh is not None:
             self.fh.close()
             self.fh = None
 
 
-class EarlyStopping:
+class EarlyStopping(LoopCallback):
     """Stops when the best loss has not improved by ``min_delta`` for ``patience`` steps.
 
     ``key`` picks the record field watched ("best" by default; a caller logging a
@@ -137,15 +116,25 @@ class EarlyStopping:
         return None
 
 
+class BatchObjective(ABC):
+    """An objective that scores all candidates of a step at once (one oracle batch, one minibatch)."""
+
+    @abstractmethod
+    def batch(self, thetas: list[np.ndarray]) -> list[float]:
+        """One loss per θ, in order."""
+
+    def __call__(self, theta: np.ndarray) -> float:
+        return self.batch([theta])[0]
+
+
 def _evaluate(objective: Callable[[np.ndarray], float], cands: list[np.ndarray],
               spent: list[int]) -> list[float]:
-    """All candidates of one step: one ``batch`` call when available, else one call each.
+    """All candidates of one step: one ``batch`` call for a :class:`BatchObjective`, else one call each.
 
     ``spent`` is incremented as evaluations complete (so a budget error midway counts what was done).
     """
-    batch = getattr(objective, "batch", None)
-    if callable(batch):
-        losses = [float(v) for v in batch(cands)]
+    if isinstance(objective, BatchObjective):
+        losses = [float(v) for v in objective.batch(cands)]
         if len(losses) != len(cands):
             raise ValueError(f"objective.batch returned {len(losses)} losses for {len(cands)} candidates")
         spent[0] += len(cands)
@@ -160,12 +149,13 @@ def _evaluate(objective: Callable[[np.ndarray], float], cands: list[np.ndarray],
 def minimize(objective: Callable[[np.ndarray], float], optimizer: Optimizer, budget: int | None = None,
              max_steps: int | None = None, callbacks: Iterable[Callable[[dict[str, Any]], str | None]] = ()
              ) -> OptimizeResult:
-    """Minimise ``objective`` (θ -> float; optionally with ``.batch(list_of_θ) -> list[float]``).
+    """Minimise ``objective`` (θ -> float, or a :class:`BatchObjective` scoring a whole step at once).
 
     ``budget`` bounds objective evaluations (never exceeded: a step that would
     cross it is not started); ``max_steps`` bounds steps. At least one must be
     given, or the objective must raise ``BudgetExhausted`` eventually, or a
-    callback / the optimizer must stop the loop.
+    callback / the optimizer must stop the loop. The loop is
+    :class:`blackbox_rp.loop.Loop`, the one every fit shares.
 
     Each step appends to ``history`` (and hands to every callback) a record
     ``{"step", "queries", "fun" (best loss of this step), "mean" (mean loss of this step),
@@ -176,56 +166,31 @@ def minimize(objective: Callable[[np.ndarray], float], optimizer: Optimizer, bud
                          f"({optimizer.queries_per_step} evaluations)")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be positive, got {max_steps}")
-    callbacks = list(callbacks)
     horizon = [s for s in (max_steps, None if budget is None else budget // optimizer.queries_per_step)
                if s is not None]
     optimizer.plan(min(horizon) if horizon else None)
-    for cb in callbacks:
-        if hasattr(cb, "on_start"):
-            cb.on_start(optimizer)
     spent = [0]
-    best_x, best_f = optimizer.best
-    history: list[dict[str, Any]] = []
-    steps = 0
-    reason = ""
-    t0 = time.perf_counter()
-    try:
-        while True:
-            if max_steps is not None and steps >= max_steps:
-                reason = f"max_steps {max_steps} reached"
-                break
-            if budget is not None and spent[0] + optimizer.queries_per_step > budget:
-                reason = f"budget of {budget} evaluations reached ({spent[0]} spent)"
-                break
-            why = optimizer.stop()
-            if why:
-                reason = why
-                break
-            cands = optimizer.ask()
-            try:
-                losses = _evaluate(objective, cands, spent)
-            except BudgetExhausted as e:
-                reason = f"budget exhausted: {e}"
-                break
-            optimizer.tell(cands, losses)
-            steps += 1
-            i = int(np.argmin(losses))
-            if losses[i] < best_f:
-                best_x, best_f = cands[i].copy(), float(losses[i])
-            record = {"step": optimizer.step, "queries": spent[0], "fun": float(losses[i]),
-                      "mean": float(np.mean(losses)), "best": best_f,
-                      "seconds": round(time.perf_counter() - t0, 6)}
-            history.append(record)
-            stops = [s for s in (cb(record) for cb in callbacks) if s]
-            if stops:
-                reason = stops[0]
-                break
-    finally:
-        result = OptimizeResult(x=best_x, fun=best_f, recommendation=optimizer.recommend(), queries=spent[0],
-                                steps=steps, stop_reason=reason or "interrupted", history=history)
-        for cb in callbacks:
-            if hasattr(cb, "on_end"):
-                cb.on_end(result)
-    logger.info("%s: %s after %d steps, %d evaluations, best %.6g", optimizer.name, reason, steps,
-                spent[0], best_f)
+    best = list(optimizer.best)
+
+    def can_step() -> str | None:
+        if budget is not None and spent[0] + optimizer.queries_per_step > budget:
+            return f"budget of {budget} evaluations reached ({spent[0]} spent)"
+        return optimizer.stop()
+
+    def step(n: int) -> dict[str, Any]:
+        cands = optimizer.ask()
+        losses = _evaluate(objective, cands, spent)
+        optimizer.tell(cands, losses)
+        i = int(np.argmin(losses))
+        if losses[i] < best[1]:
+            best[:] = [cands[i].copy(), float(losses[i])]
+        return {"step": optimizer.step, "queries": spent[0], "fun": float(losses[i]),
+                "mean": float(np.mean(losses)), "best": best[1]}
+
+    loop = Loop(step, max_steps=max_steps, can_step=can_step, callbacks=callbacks, name=optimizer.name)
+    out = loop.run()
+    result = OptimizeResult(x=best[0], fun=best[1], recommendation=optimizer.recommend(), queries=spent[0],
+                            steps=out.steps, stop_reason=out.stop_reason, history=out.history)
+    logger.info("%s: %s after %d steps, %d evaluations, best %.6g", optimizer.name, result.stop_reason,
+                result.steps, spent[0], result.fun)
     return result

@@ -29,8 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import Dataset
-from .exposure import Response
+from .objective import Objective
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +44,16 @@ def canvas_options(options: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (options or {}).items() if k in CanvasConfig.__dataclass_fields__}
 
 
-def _answers(oracle: Any, show: Any, x: np.ndarray, phase: str, batch: int) -> Response:
-    """The oracle's answers for ``x`` placed by the prompt-less transform ``show``, in batches of ``batch``."""
-    empty = np.zeros(0)
-    return Response.concat([oracle(show(empty, x[s:s + batch]), phase=phase) for s in range(0, len(x), batch)])
+def _no_prompt_accuracy(oracle: Any, transform: Any, mapping: Any, train: Any, test: Any, phase: str,
+                        batch: int) -> float:
+    """Fit ``mapping`` on the answers for ``train`` shown by the prompt-less ``transform``; accuracy on ``test``."""
+    obj = Objective(transform, oracle, mapping, eval_batch=batch, phases=(phase,))
+    theta = transform.init_theta()
+    mapping.fit(obj.respond(theta, train.x, phase), train.y)
+    return obj.accuracy(theta, test.x, test.y, phase)[0]
 
 
-def output_only(oracle: Any, mapping: str, train: Dataset, test: Dataset, *, out_size: int,
+def output_only(oracle: Any, mapping: str, train: Any, test: Any, *, out_size: int,
                 canvas: dict[str, Any] | None = None, phase: str = "baseline", seed: int = 0,
                 batch: int = 512, **mapping_params: Any) -> dict[str, Any]:
     """Fit ``mapping`` on the no-prompt answers for ``train``; accuracy on ``test``.
@@ -62,59 +64,37 @@ def output_only(oracle: Any, mapping: str, train: Dataset, test: Dataset, *, out
     "test_queries"}``; every query is charged to ``phase``.
     """
     from .mapping import make_mapping
-    from .transforms import make_transform
+    from .transforms.none import NoPrompt
 
-    t = make_transform("none", in_shape=tuple(train.x.shape[1:]), out_size=out_size,
-                       channels=oracle.input_spec.channels or 3, **canvas_options(canvas))
+    t = NoPrompt.for_task(train, oracle.input_spec, seed=seed, out_size=out_size, **canvas_options(canvas))
     m = make_mapping(mapping, oracle.num_classes, train.num_classes, seed=seed, **mapping_params)
     m.check(oracle)
-    m.fit(_answers(oracle, t, train.x, phase, batch), train.y)
-    acc = float((m.predict(_answers(oracle, t, test.x, phase, batch)) == test.y).mean())
+    acc = _no_prompt_accuracy(oracle, t, m, train, test, phase, batch)
     logger.info("no prompt, %s mapping: test accuracy %.4f", mapping, acc)
     return {"mapping": mapping, "accuracy": acc, "train_queries": len(train), "test_queries": len(test)}
 
 
-def multiview_probe(oracle: Any, train: Dataset, test: Dataset, *, out_size: int, views: list[dict[str, Any]],
+def multiview_probe(oracle: Any, train: Any, test: Any, *, out_size: int, views: list[dict[str, Any]],
                     phase: str = "baseline", seed: int = 0, batch: int = 512, **mapping_params: Any) -> dict[str, Any]:
     """The output-only linear probe on ``len(views)`` views of every image, K queries per image.
 
     ``views``: one canvas each (``image_size``, ``background``; other keys are refused —
-    :func:`canvas_options` picks them out of a transform's options). The answers of
-    the K views are turned into probabilities, put side by side (each divided
-    by K, so a row still sums to 1) and one ``linear`` mapping over K × C
-    source scores is fitted on ``train``. With one view it is exactly
-    :func:`output_only`'s linear probe. Returns ``{"mapping", "views",
+    :func:`canvas_options` picks them out of a transform's options). The ``views``
+    transform (:class:`~blackbox_rp.transforms.views.MultiView`) shows each image K
+    ways; a ``linear`` mapping built with the same views reads the K answers side
+    by side (each turned into the probabilities the readout sees and divided by K,
+    so a row still sums to 1) and is fitted on ``train``. With one view it is
+    exactly :func:`output_only`'s linear probe. Returns ``{"mapping", "views",
     "accuracy", "train_queries", "test_queries"}``; every query is charged to
     ``phase``.
     """
     from .mapping import make_mapping
-    from .mapping.linear import log_features
-    from .transforms import make_transform
-    from .transforms.base import CanvasConfig
+    from .transforms.views import MultiView
 
-    if not views:
-        raise ValueError("multiview_probe needs at least one view (a canvas dict such as {'image_size': 48})")
-    channels = oracle.input_spec.channels or 3
-    shows = []
-    for v in views:
-        unknown = sorted(set(v) - set(CanvasConfig.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"a view is a canvas: {unknown} not accepted; accepted: "
-                             f"{list(CanvasConfig.__dataclass_fields__)}")
-        shows.append(make_transform("none", in_shape=tuple(train.x.shape[1:]), out_size=out_size,
-                                    channels=channels, **v))
-    m = make_mapping("linear", oracle.num_classes * len(views), train.num_classes, seed=seed, **mapping_params)
+    t = MultiView.for_task(train, oracle.input_spec, seed=seed, out_size=out_size, views=views)
+    m = make_mapping("linear", oracle.num_classes, train.num_classes, seed=seed, views=t.views, **mapping_params)
     m.check(oracle)
-    def features(x: np.ndarray) -> np.ndarray:
-        parts = []
-        for t in shows:
-            resp = _answers(oracle, t, x, phase, batch)
-            # the probabilities the linear readout itself would see (top-k gaps filled its way)
-            parts.append(np.exp(log_features(resp, oracle.num_classes, float(m.config.eps))) / len(shows))
-        return np.concatenate(parts, axis=1)
-
-    m.fit(features(train.x), train.y)
-    acc = float((m.predict(features(test.x)) == test.y).mean())
+    acc = _no_prompt_accuracy(oracle, t, m, train, test, phase, batch)
     logger.info("no prompt, linear probe on %d views: test accuracy %.4f", len(views), acc)
     return {"mapping": "linear", "views": [dict(v) for v in views], "accuracy": acc,
             "train_queries": len(train) * len(views), "test_queries": len(test) * len(views)}

@@ -22,13 +22,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Dataset", "load_dataset", "DATASETS", "DatasetUnavailable", "FASHION_MNIST_DIR", "DataError",
+__all__ = ["TaskData", "Dataset", "load_dataset", "DATASETS", "DatasetUnavailable", "FASHION_MNIST_DIR", "DataError",
            "from_arrays", "load_npz", "load_image_folder", "load_csv", "load_target", "IMAGE_SUFFIXES",
            "Split", "SplitConfig", "split", "split_dataset"]
 
@@ -39,6 +39,25 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 
 class DatasetUnavailable(RuntimeError):
     """A bundled dataset whose package is not installed; the message says how to install it."""
+
+
+@runtime_checkable
+class TaskData(Protocol):
+    """What every labelled target task offers, whatever its inputs are (images here, texts in
+    :mod:`blackbox_rp.textdata`): ``x`` indexable by an index array, int64 labels ``y``, class names,
+    and ``subset``. The objective, the loop and the splits need nothing else."""
+
+    x: Any
+    y: np.ndarray
+    classes: tuple[str, ...]
+    name: str
+
+    def __len__(self) -> int: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def subset(self, idx: np.ndarray | Sequence[int], name: str | None = None) -> "TaskData": ...
 
 
 @dataclass(frozen=True)
@@ -465,7 +484,7 @@ class Split:
     validation: np.ndarray
     test: np.ndarray
 
-    def apply(self, data: Dataset) -> tuple[Dataset, Dataset, Dataset]:
+    def apply(self, data: TaskData) -> tuple[TaskData, TaskData, TaskData]:
         """(train, validation, test) datasets."""
         return (data.subset(self.train, f"{data.name}-train"),
                 data.subset(self.validation, f"{data.name}-validation"),
@@ -487,7 +506,7 @@ def _apportion(total: int, share: np.ndarray, room: np.ndarray, tiebreak: np.nda
     return out
 
 
-def split(data: Dataset | np.ndarray, val: float | int = 0.1, test: float | int = 0.2, seed: int = 0,
+def split(data: TaskData | np.ndarray, val: float | int = 0.1, test: float | int = 0.2, seed: int = 0,
           train: float | int | None = None, config: SplitConfig | None = None) -> Split:
     """Stratified, deterministic train / validation / test index sets.
 
@@ -497,7 +516,7 @@ def split(data: Dataset | np.ndarray, val: float | int = 0.1, test: float | int 
     consecutive blocks — test first, then validation, then training — so the
     test split does not depend on the training size asked for.
 
-    ``data``: a Dataset or its labels. ``config`` overrides the other arguments.
+    ``data``: a labelled task (images or texts) or its labels. ``config`` overrides the other arguments.
 
     >>> import numpy as np
     >>> y = np.array([0] * 6 + [1] * 4)
@@ -508,7 +527,7 @@ def split(data: Dataset | np.ndarray, val: float | int = 0.1, test: float | int 
     ([0, 0, 0, 1, 1], [0, 1])
     """
     cfg = config if config is not None else SplitConfig(val=val, test=test, seed=seed, train=train)
-    y = np.asarray(data.y if isinstance(data, Dataset) else data)
+    y = np.asarray(data.y if isinstance(data, TaskData) else data)
     n_train, n_val, n_test = cfg.sizes(len(y))
     rng = np.random.default_rng(cfg.seed)
     classes = np.unique(y)
@@ -524,8 +543,8 @@ def split(data: Dataset | np.ndarray, val: float | int = 0.1, test: float | int 
     return Split(train=parts[2], validation=parts[1], test=parts[0])
 
 
-def split_dataset(data: Dataset, sizes: Sequence[float] = (0.7, 0.1, 0.2),
-                  seed: int = 0) -> tuple[Dataset, Dataset, Dataset]:
+def split_dataset(data: TaskData, sizes: Sequence[float] = (0.7, 0.1, 0.2),
+                  seed: int = 0) -> tuple[TaskData, TaskData, TaskData]:
     """(train, validation, test) datasets from three fractions summing to 1 or three counts ≥ 1
     (counts may leave examples unused); stratified and deterministic as :func:`split`.
 

@@ -56,7 +56,7 @@ from .ledger import Ledger, Reservation
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Oracle", "InputSpec", "InputError", "Call", "OracleError"]
+__all__ = ["Oracle", "LocalModel", "InputSpec", "InputError", "Call", "OracleError"]
 
 
 class InputError(ValueError):
@@ -154,6 +154,18 @@ class InputSpec:
             raise InputError(f"input values span [{lo:.4g}, {hi:.4g}] but this oracle takes "
                              f"[{self.low:g}, {self.high:g}]; clip or rescale (images are [0, 1] floats)")
         return x
+
+
+class LocalModel(ABC):
+    """An oracle whose model runs here and can be differentiated: the white-box ceiling reads it.
+
+    Declared, not probed: :func:`blackbox_rp.whitebox.whitebox_fit` accepts only oracles that implement it.
+    """
+
+    @property
+    @abstractmethod
+    def torch_module(self) -> Any:
+        """The frozen ``torch.nn.Module`` behind the oracle (inputs as the oracle takes them, logits out)."""
 
 
 class Call:

@@ -54,10 +54,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .data import Dataset
+from .data import TaskData
 from .exposure import Response
-from .ledger import BudgetExhausted
+from .loop import Loop, StopLoop
 from .losses import LOSSES, make_loss
+from .mapping.base import TrainableMapping
+from .objective import Objective, accuracy_of
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +84,10 @@ RECOMMENDED_OPTIMIZER_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
 
 def recommended_optimizer_params(optimizer: str, mapping: str) -> dict[str, Any]:
     """The measured settings for ``optimizer`` with ``mapping`` (empty: the optimizer's own defaults)."""
-    kind = "linear" if mapping == "linear" else "statistical"
+    from .mapping import MAPPINGS
+
+    trainable = mapping in MAPPINGS and issubclass(MAPPINGS[mapping], TrainableMapping)
+    kind = "linear" if trainable else "statistical"
     return dict(RECOMMENDED_OPTIMIZER_PARAMS.get((optimizer, kind), {}))
 
 
@@ -185,14 +190,6 @@ class FitResult:
                 "theta_dim": int(self.theta.size)}
 
 
-def accuracy_of(pred: np.ndarray, y: np.ndarray) -> float:
-    return float((np.asarray(pred) == np.asarray(y)).mean()) if len(y) else 0.0
-
-
-class _Stop(Exception):
-    """Internal: the remaining budget cannot pay for another step plus the final reserve."""
-
-
 class Reprogrammer:
     """Learns θ of ``transform`` and ω of ``mapping`` through ``oracle`` with ``optimizer``.
 
@@ -220,78 +217,68 @@ class Reprogrammer:
                                  f"{list(ReprogramConfig.__dataclass_fields__)}")
             cfg = ReprogramConfig(**{**cfg.to_dict(), **overrides})
         self.config = cfg
-        if transform.dim < 1:
+        space = transform.space
+        if space.dim < 1:
             raise ValueError(f"transform {transform.name!r} has no parameters (dim 0): nothing to optimise; "
                              f"for a no-prompt baseline use blackbox_rp.baselines.output_only")
         mapping.check(oracle)
+        if mapping.views != transform.views:
+            raise ValueError(f"transform {transform.name!r} shows each input {transform.views} way(s) but mapping "
+                             f"{mapping.name!r} reads {mapping.views} answer(s) per input; build both with the same views")
         if isinstance(optimizer, str):
-            optimizer = make(optimizer, transform.dim, seed=cfg.seed, x0=transform.init_theta())
-        if optimizer.dim != transform.dim:
-            raise ValueError(f"optimizer dimension {optimizer.dim} != transform dimension {transform.dim}")
+            optimizer = make(optimizer, space, seed=cfg.seed, x0=transform.init_theta())
+        if optimizer.space != space:
+            raise ValueError(f"optimizer searches {optimizer.space.describe_short()} but transform "
+                             f"{transform.name!r}'s θ is {space.describe_short()}")
         self.transform, self.oracle, self.mapping, self.optimizer = transform, oracle, mapping, optimizer
         self.loss_fn = make_loss(cfg.loss, **dict(cfg.loss_params))
+        self.objective = Objective(transform, oracle, mapping, self.loss_fn, eval_batch=cfg.eval_batch)
         self.theta = np.asarray(transform.init_theta(), dtype=np.float64)
+        trainable = isinstance(mapping, TrainableMapping)
         self.refit = cfg.refit
         if self.refit == "auto":
-            parametric = getattr(mapping, "num_params", 0) > 0
-            self.refit = "epoch" if mapping.refit_every == "epoch" or parametric else "window"
-        if self.refit == "joint" and not callable(getattr(mapping, "train_step", None)):
+            self.refit = "epoch" if mapping.refit_every == "epoch" or trainable else "window"
+        if self.refit == "joint" and not trainable:
             raise ValueError(f"refit='joint' trains a parametric readout with the prompt; mapping {mapping.name!r} "
                              f"has no parameters to train: use refit 'window' or 'epoch' (or the 'linear' mapping)")
         self.result: FitResult | None = None
-        logger.info("reprogramming: transform %s (θ dim %d), mapping %s, optimizer %s, loss %s",
-                    transform.name, transform.dim, mapping.name, optimizer.name, cfg.loss)
+        logger.info("reprogramming: transform %s (θ: %s), mapping %s, optimizer %s, loss %s",
+                    transform.name, space.describe_short(), mapping.name, optimizer.name, cfg.loss)
 
     @classmethod
-    def build(cls, transform: str, oracle: Any, mapping: str, optimizer: str, train: Dataset, *,
+    def build(cls, transform: str, oracle: Any, mapping: str, optimizer: str, train: Any, *,
               out_size: int | None = None, seed: int = 0, transform_params: dict[str, Any] | None = None,
               mapping_params: dict[str, Any] | None = None, optimizer_params: dict[str, Any] | None = None,
               **config: Any) -> "Reprogrammer":
-        """Assemble a Reprogrammer from registry names; shapes come from ``train`` and the oracle.
+        """Assemble a Reprogrammer from registry names; the transform shapes itself from ``train`` and the
+        oracle's input spec (``out_size`` sets an image canvas).
 
         ``optimizer_params`` None takes :func:`recommended_optimizer_params`; ``{}`` the optimizer's defaults.
         """
         from .mapping import make_mapping
         from .optim import make
-        from .transforms import make_transform
+        from .transforms import TRANSFORMS
 
-        spec = oracle.input_spec
-        size = out_size or spec.height or max(spec.min_size, 32)
-        t = make_transform(transform, in_shape=tuple(train.x.shape[1:]), out_size=int(size),
-                           channels=spec.channels or 3, seed=seed, **(transform_params or {}))
-        m = make_mapping(mapping, oracle.num_classes, train.num_classes, seed=seed, **(mapping_params or {}))
+        params = dict(transform_params or {})
+        if out_size is not None:
+            params["out_size"] = int(out_size)
+        t = TRANSFORMS.lookup(transform).for_task(train, oracle.input_spec, seed=seed, **params)
+        m = make_mapping(mapping, oracle.num_classes, train.num_classes, seed=seed, views=t.views,
+                         **(mapping_params or {}))
         if optimizer_params is None:
             optimizer_params = recommended_optimizer_params(optimizer, mapping)
-        o = make(optimizer, t.dim, seed=seed, x0=t.init_theta(), **optimizer_params)
+        o = make(optimizer, t.space, seed=seed, x0=t.init_theta(), **optimizer_params)
         return cls(t, oracle, m, o, seed=seed, **config)
 
-    # ------------------------------------------------------------ querying
-    def _respond(self, theta: np.ndarray, x: np.ndarray, phase: str) -> Response:
-        """The oracle's answers for ``x`` under θ, in batches of ``eval_batch``."""
-        parts = []
-        for s in range(0, len(x), self.config.eval_batch):
-            parts.append(self.oracle(self.transform(theta, x[s:s + self.config.eval_batch]), phase=phase))
-        return Response.concat(parts)
-
-    def _spent(self) -> int:
-        led = self.oracle.ledger
-        return led.counts("train").queries + led.counts("validation").queries
-
-    def _affordable(self, n: int, reserve: int) -> bool:
-        """Can ``n`` more train/validation queries be spent and still leave ``reserve``?"""
-        led = self.oracle.ledger
-        rem = [r for r in (led.remaining_queries("train"), led.remaining_queries("validation")) if r is not None]
-        return not rem or min(rem) >= n + reserve
-
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Dataset, val: Dataset,
-            callback: Callable[[StepInfo], None] | None = None) -> FitResult:
+    def fit(self, train: Any, val: Any, callback: Callable[[StepInfo], None] | None = None) -> FitResult:
         """Learn θ and ω on ``train``, select them on ``val``; returns the :class:`FitResult`.
 
         Spends train queries (phase ``"train"``) for the initial mapping fit, the
         optimisation steps, ILM's per-epoch refits and the final refit, and
         validation queries (phase ``"validation"``) for selection. Never touches
-        a test split. ``callback`` is called after every step.
+        a test split. ``callback`` is called after every step. The loop is
+        :class:`blackbox_rp.loop.Loop`, the one every fit shares.
         """
         cfg = self.config
         self._check_split(train, "train")
@@ -300,7 +287,7 @@ class Reprogrammer:
         val_idx = np.arange(len(val)) if cfg.val_size is None or cfg.val_size >= len(val) else \
             np.sort(rng.choice(len(val), cfg.val_size, replace=False))
         xv, yv = val.x[val_idx], val.y[val_idx]
-        opt, mapping = self.optimizer, self.mapping
+        obj, opt, mapping = self.objective, self.optimizer, self.mapping
         reserve = len(train) if cfg.final_refit else 0
         per_step = opt.queries_per_step * cfg.batch_size
         if cfg.max_steps is not None:
@@ -309,115 +296,106 @@ class Reprogrammer:
             rem = self.oracle.ledger.remaining_queries("train")
             if rem is not None:  # a rough horizon for optimizers whose gains depend on it
                 opt.plan(max(1, (rem - reserve - len(train)) // (per_step + len(xv) // cfg.eval_every + 1)))
-        curve: list[dict[str, float]] = []
-        best = {"acc": -1.0, "theta": self.theta.copy(), "mapping": None, "step": 0, "val_resp": None}
         window: list[tuple[Response, np.ndarray]] = []
-        step, stop_reason = 0, ""
-
-        def evaluate_val(theta: np.ndarray) -> None:
-            # at step 0 ω was just fitted on all of train at θ₀: no final refit to keep budget for
-            if not self._affordable(len(xv), reserve if step else 0):
-                raise _Stop("budget left only for the final refit")
-            resp = self._respond(theta, xv, "validation")
-            acc = accuracy_of(mapping.predict(resp), yv)
-            curve.append({"step": step, "queries": self._spent(), "val_accuracy": acc})
-            logger.info("step %d: validation accuracy %.4f after %d queries", step, acc, self._spent())
-            if acc > best["acc"]:
-                best.update(acc=acc, theta=theta.copy(), mapping=mapping.state_dict(), step=step, val_resp=resp)
+        validated: dict[str, Any] = {}
+        batches = {"order": rng.permutation(len(train)), "pos": 0, "started": False}
 
         def refit_full(theta: np.ndarray) -> None:
-            mapping.fit(self._respond(theta, train.x, "train"), train.y)
+            mapping.fit(obj.respond(theta, train.x, "train"), train.y)
 
-        try:
-            try:
-                refit_full(self.theta)
-                evaluate_val(self.theta)
-                order = rng.permutation(len(train))
-                pos = 0
-                while cfg.max_steps is None or step < cfg.max_steps:
-                    why = opt.stop()
-                    if why:
-                        stop_reason = f"optimizer: {why}"
-                        break
-                    if not self._affordable(per_step, reserve):
-                        stop_reason = "budget exhausted (rest kept for the final refit)"
-                        break
-                    if pos + cfg.batch_size > len(train):  # an epoch ends: reshuffle; epoch refits
-                        order, pos = rng.permutation(len(train)), 0
-                        if self.refit == "epoch":
-                            if not self._affordable(len(train), reserve):
-                                stop_reason = "budget exhausted (rest kept for the final refit)"
-                                break
-                            refit_full(opt.recommend())
-                    idx = order[pos:pos + min(cfg.batch_size, len(train))]
-                    pos += len(idx)
-                    loss = self._step(train.x[idx], train.y[idx], window)
-                    step += 1
-                    if self.refit == "window" and step % cfg.refit_every == 0:
-                        rows = Response.concat([r for r, _ in window])
-                        mapping.fit(rows, np.concatenate([y for _, y in window]))
-                    val_acc = None
-                    if step % cfg.eval_every == 0:
-                        evaluate_val(opt.recommend())
-                        val_acc = curve[-1]["val_accuracy"]
-                    if callback is not None:
-                        callback(StepInfo(step, self._spent(), loss, val_acc))
-                else:
-                    stop_reason = f"max_steps ({cfg.max_steps}) reached"
-                if step % cfg.eval_every != 0:  # the last iterate gets its selection point too
-                    evaluate_val(opt.recommend())
-            except _Stop as e:
-                stop_reason = f"budget exhausted ({e})"
+        def validate(step: int) -> float:
+            # at step 0 ω was just fitted on all of train at θ₀: no final refit to keep budget for
+            if not obj.affordable(len(xv), reserve if step else 0):
+                raise StopLoop("budget exhausted (budget left only for the final refit)")
+            theta = self.theta.copy() if step == 0 else opt.recommend()
+            acc, resp = obj.accuracy(theta, xv, yv, "validation")
+            validated.update(theta=theta, val_resp=resp)
+            logger.info("step %d: validation accuracy %.4f after %d queries", step, acc, obj.spent())
+            return acc
+
+        def snapshot() -> dict[str, Any]:  # the point validate() just measured
+            return {**validated, "mapping": mapping.state_dict()}
+
+        def start() -> None:
+            refit_full(self.theta)
+            loop.select(0)
+
+        def can_step() -> str | None:
+            why = opt.stop()
+            if why:
+                return f"optimizer: {why}"
+            if not obj.affordable(per_step, reserve):
+                return "budget exhausted (rest kept for the final refit)"
+            return None
+
+        def step(n: int) -> dict[str, Any]:
+            if batches["pos"] + cfg.batch_size > len(train):  # an epoch ends: reshuffle; epoch refits
+                batches["order"], batches["pos"] = rng.permutation(len(train)), 0
+                if self.refit == "epoch":
+                    if not obj.affordable(len(train), reserve):
+                        raise StopLoop("budget exhausted (rest kept for the final refit)")
+                    refit_full(opt.recommend())
+            idx = batches["order"][batches["pos"]:batches["pos"] + min(cfg.batch_size, len(train))]
+            batches["pos"] += len(idx)
+            loss = self._step(train.x[idx], train.y[idx], window)
+            if self.refit == "window" and (n + 1) % cfg.refit_every == 0:
+                rows = Response.concat([r for r, _ in window])
+                mapping.fit(rows, np.concatenate([y for _, y in window]))
+            return {"loss": loss}
+
+        def finish() -> None:
             if cfg.final_refit:
-                self._final_refit(train, yv, best)
-        except BudgetExhausted as e:
-            stop_reason = f"budget exhausted: {e}"
-            logger.info("fit stopped: %s", e)
-        self.theta = best["theta"]
-        if best["mapping"] is not None:
+                self._final_refit(train, yv, loop.result)
+
+        callbacks = [] if callback is None else [
+            lambda r: callback(StepInfo(r["step"], r["queries"], r["loss"], r.get("val_accuracy")))]
+        loop = Loop(step, max_steps=cfg.max_steps, can_step=can_step, start=start, validate=validate,
+                    eval_every=cfg.eval_every, snapshot=snapshot, finish=finish, measure=obj.spent,
+                    callbacks=callbacks, name="reprogram")
+        out = loop.run()
+        best = out.best_state
+        if best is not None:
+            self.theta = best["theta"]
             mapping.load_state_dict(best["mapping"])
-        self.result = FitResult(theta=self.theta.copy(), val_accuracy=float(best["acc"]), best_step=best["step"],
-                                steps=step, stop_reason=stop_reason, curve=curve, queries=self._spent())
-        logger.info("fit done: %d steps, best validation accuracy %.4f at step %d (%s)", step, best["acc"],
-                    best["step"], stop_reason)
+        acc = out.best_score if best is not None else -1.0
+        self.result = FitResult(theta=self.theta.copy(), val_accuracy=float(acc), best_step=out.best_step,
+                                steps=out.steps, stop_reason=out.stop_reason, curve=out.curve, queries=obj.spent())
+        logger.info("fit done: %d steps, best validation accuracy %.4f at step %d (%s)", out.steps, acc,
+                    out.best_step, out.stop_reason)
         return self.result
 
-    def _step(self, xb: np.ndarray, yb: np.ndarray, window: list[tuple[Response, np.ndarray]]) -> float:
+    def _step(self, xb: Any, yb: np.ndarray, window: list[tuple[Response, np.ndarray]]) -> float:
         """One optimizer step: all candidates on the same minibatch, in one oracle batch."""
         cands = self.optimizer.ask()
-        inputs = np.concatenate([self.transform(c, xb) for c in cands])
-        resp = self.oracle(inputs, phase="train")
-        n = len(xb)
-        losses = []
-        for j in range(len(cands)):
-            part = resp.take(slice(j * n, (j + 1) * n))
-            losses.append(self.loss_fn(self.mapping.scores(part), yb))
-        self.optimizer.tell(cands, losses)
-        labels = np.tile(yb, len(cands))  # the answers' labels: the minibatch's, once per candidate
+        scored = self.objective.score(cands, xb, yb)
+        self.optimizer.tell(cands, scored.losses)
         if self.refit == "joint":
-            self.mapping.train_step(resp, labels, self.config.readout_lr)
-        window.append((resp, labels))
+            self.mapping.train_step(scored.answers, scored.labels, self.config.readout_lr)
+        window.append((scored.answers, scored.labels))
         while sum(len(y) for _, y in window) - len(window[0][1]) >= self.config.refit_window:
             window.pop(0)
-        return float(np.mean(losses))
+        return float(np.mean(scored.losses))
 
-    def _final_refit(self, train: Dataset, yv: np.ndarray, best: dict[str, Any]) -> None:
+    def _final_refit(self, train: Any, yv: np.ndarray, out: Any) -> None:
         """Refit ω on all of ``train`` at the best θ; keep it only if validation does not get worse."""
-        if best["val_resp"] is None or best["step"] == 0:  # at θ₀, ω was already fitted on all of train
+        best = out.best_state
+        if best is None or out.best_step == 0:  # at θ₀, ω was already fitted on all of train
             return
         saved = self.mapping.state_dict()
         self.mapping.load_state_dict(best["mapping"])
-        self.mapping.fit(self._respond(best["theta"], train.x, "train"), train.y)
+        self.mapping.fit(self.objective.respond(best["theta"], train.x, "train"), train.y)
         acc = accuracy_of(self.mapping.predict(best["val_resp"]), yv)
-        logger.info("final refit at the best θ: validation %.4f (was %.4f)", acc, best["acc"])
-        if acc >= best["acc"]:
-            best.update(acc=acc, mapping=self.mapping.state_dict())
+        logger.info("final refit at the best θ: validation %.4f (was %.4f)", acc, out.best_score)
+        if acc >= out.best_score:
+            out.best_score = acc
+            best["mapping"] = self.mapping.state_dict()
         self.mapping.load_state_dict(saved)
 
     @staticmethod
-    def _check_split(d: Dataset, what: str) -> None:
-        if not isinstance(d, Dataset):
-            raise TypeError(f"{what} split must be a blackbox_rp.data.Dataset, got {type(d).__name__}")
+    def _check_split(d: Any, what: str) -> None:
+        if not isinstance(d, TaskData):
+            raise TypeError(f"{what} split must be a labelled dataset (blackbox_rp.data.Dataset or "
+                            f"blackbox_rp.textdata.TextDataset), got {type(d).__name__}")
         if len(d) == 0:
             raise ValueError(f"the {what} split is empty")
 
@@ -426,9 +404,9 @@ class Reprogrammer:
         """Target-class predictions of the reprogrammed model for images ``x`` (queries charged to ``phase``)."""
         if not self.mapping.fitted:
             raise RuntimeError("the mapping is not fitted: call fit(train, val) first")
-        return self.mapping.predict(self._respond(self.theta, np.asarray(x), phase))
+        return self.mapping.predict(self.objective.respond(self.theta, x, phase))
 
-    def evaluate(self, test: Dataset) -> dict[str, Any]:
+    def evaluate(self, test: Any) -> dict[str, Any]:
         """Test accuracy at the selected θ and ω; queries charged to phase ``"test"``."""
         self._check_split(test, "test")
         before = self.oracle.ledger.counts("test")

@@ -4,7 +4,7 @@ Black-box numbers mean little alone: a prompt may be weak because zeroth-order
 search failed, or because no θ of that transform could do better. This
 reference answers the second question. It trains θ (and, for the ``linear``
 mapping, the readout jointly) with Adam through the local model
-(``TorchOracle.module``) and the transform's differentiable
+(a :class:`~blackbox_rp.oracle.LocalModel` such as ``TorchOracle``) and the transform's differentiable
 ``torch_forward``, refits statistical mappings (FLM/ILM/BLM/BLM+) from the
 model's own answers on the recent minibatches exactly as the black-box
 :class:`~blackbox_rp.reprogram.Reprogrammer` does, and selects on validation.
@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from .data import Dataset
 from .exposure import Response
+from .loop import Loop
+from .oracle import LocalModel
+from .mapping.base import DifferentiableMapping, TrainableMapping
 
 logger = logging.getLogger(__name__)
 
@@ -61,36 +64,23 @@ class WhiteboxConfig:
             raise ValueError(f"learning rates must be positive, got lr={self.lr!r}, readout_lr={self.readout_lr!r}")
 
 
-def _target_log_probs(mapping: Any, logits: Any, readout: Any) -> Any:
-    """log target-class probabilities in torch, the same function as ``mapping.scores`` on these logits."""
-    import torch
-
-    if hasattr(mapping, "torch_logits"):  # linear alignment: differentiable in prompt and readout
-        return torch.log_softmax(mapping.torch_logits(torch.log_softmax(logits, 1), readout), 1)
-    probs = torch.softmax(logits, 1)
-    if hasattr(mapping, "omega"):  # BLM / BLM+: f(x) · ω, rows renormalised
-        mass = probs @ torch.as_tensor(mapping.omega, dtype=probs.dtype)
-    elif hasattr(mapping, "source_of"):  # one-to-one mappings: the mapped source classes, renormalised
-        mass = probs[:, torch.as_tensor(mapping.source_of)]
-    else:
-        raise ValueError(f"no differentiable form of mapping {mapping.name!r} for the white-box reference")
-    return torch.log(torch.clamp(mass / mass.sum(1, keepdim=True).clamp_min(1e-30), min=1e-12))
-
-
 def whitebox_fit(transform: Any, oracle: Any, mapping: Any, train: Dataset, val: Dataset, test: Dataset | None = None,
-                 config: WhiteboxConfig | None = None) -> dict[str, Any]:
-    """Train ``transform``'s θ (and a linear readout) by backprop through ``oracle.module``.
+                 config: WhiteboxConfig | None = None,
+                 callbacks: Iterable[Callable[[dict[str, Any]], str | None]] = ()) -> dict[str, Any]:
+    """Train ``transform``'s θ (and a linear readout) by backprop through ``oracle.torch_module``.
 
     ``mapping`` is fitted in place (to the selected state). Returns a dict with
     ``black_box: False``, ``val_accuracy``, ``test_accuracy`` (if ``test``),
-    ``theta``, ``steps`` and ``curve`` (validation accuracy by step).
+    ``theta``, ``steps`` and ``curve`` (validation accuracy by step). The loop is
+    :class:`blackbox_rp.loop.Loop`, the one every fit shares (``callbacks`` see each step's record).
     """
     import torch
 
     cfg = config or WhiteboxConfig()
-    module = getattr(oracle, "module", None)
-    if module is None:
-        raise ValueError(f"the white-box reference needs a local torch model (TorchOracle); {oracle!r} has none")
+    if not isinstance(oracle, LocalModel):
+        raise ValueError(f"the white-box reference needs a local torch model (a LocalModel such as TorchOracle); "
+                         f"{type(oracle).__name__} is not one")
+    module = oracle.torch_module
     rng = np.random.default_rng(cfg.seed)
     theta = torch.tensor(transform.init_theta(), dtype=torch.float32, requires_grad=True)
     params = [{"params": [theta], "lr": cfg.lr}]
@@ -103,46 +93,45 @@ def whitebox_fit(transform: Any, oracle: Any, mapping: Any, train: Dataset, val:
             out = [forward(th, x[s:s + cfg.eval_batch]) for s in range(0, len(x), cfg.eval_batch)]
         return Response.from_logits(torch.cat(out).numpy())
 
+    if not isinstance(mapping, DifferentiableMapping):
+        raise ValueError(f"mapping {mapping.name!r} has no differentiable form for the white-box reference")
     mapping.fit(answers(theta, train.x), train.y)
     readout = None
-    if cfg.readout == "joint" and hasattr(mapping, "torch_logits"):
+    if cfg.readout == "joint" and isinstance(mapping, TrainableMapping):
         readout = torch.tensor(mapping.params, dtype=torch.float32, requires_grad=True)
         params.append({"params": [readout], "lr": cfg.readout_lr})
     opt = torch.optim.Adam(params)
+    batches = {"order": rng.permutation(len(train)), "pos": 0}
 
-    def sync_readout() -> None:
+    def validate(step: int) -> float:
         if readout is not None:
             mapping.set_params(readout.detach().double().numpy())
-
-    def val_acc() -> float:
-        sync_readout()
         return float((mapping.predict(answers(theta, val.x)) == val.y).mean())
 
-    best = {"acc": val_acc(), "theta": theta.detach().clone(), "mapping": mapping.state_dict(), "step": 0}
-    curve = [{"step": 0, "val_accuracy": best["acc"]}]
-    order, pos = rng.permutation(len(train)), 0
-    for step in range(1, cfg.steps + 1):
-        if pos + cfg.batch_size > len(train):
-            order, pos = rng.permutation(len(train)), 0
-        idx = order[pos:pos + cfg.batch_size]
-        pos += len(idx)
+    def step(n: int) -> dict[str, Any]:
+        if batches["pos"] + cfg.batch_size > len(train):
+            batches["order"], batches["pos"] = rng.permutation(len(train)), 0
+        idx = batches["order"][batches["pos"]:batches["pos"] + cfg.batch_size]
+        batches["pos"] += len(idx)
         logits = forward(theta, train.x[idx])
-        loss = torch.nn.functional.nll_loss(_target_log_probs(mapping, logits, readout),
-                                            torch.from_numpy(train.y[idx]))
+        loss = torch.nn.functional.nll_loss(mapping.torch_log_probs(logits, readout), torch.from_numpy(train.y[idx]))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if readout is None and step % cfg.refit_every == 0:  # the mapping follows the prompt
+        if readout is None and (n + 1) % cfg.refit_every == 0:  # the mapping follows the prompt
             mapping.fit(answers(theta, train.x), train.y)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            acc = val_acc()
-            curve.append({"step": step, "val_accuracy": acc})
-            logger.info("white-box step %d: loss %.4f, validation %.4f", step, loss.item(), acc)
-            if acc > best["acc"]:
-                best.update(acc=acc, theta=theta.detach().clone(), mapping=mapping.state_dict(), step=step)
+        return {"loss": loss.item()}
+
+    loop = Loop(step, max_steps=cfg.steps, start=lambda: loop.select(0), validate=validate,
+                eval_every=cfg.eval_every, snapshot=lambda: {"theta": theta.detach().clone(),
+                                                              "mapping": mapping.state_dict()},
+                callbacks=callbacks, name="white-box")
+    res = loop.run()
+    best = res.best_state
     mapping.load_state_dict(best["mapping"])
-    out: dict[str, Any] = {"black_box": False, "val_accuracy": best["acc"], "best_step": best["step"],
-                           "steps": cfg.steps, "curve": curve, "config": asdict(cfg),
+    curve = [{"step": p["step"], "val_accuracy": p["val_accuracy"]} for p in res.curve]
+    out: dict[str, Any] = {"black_box": False, "val_accuracy": res.best_score, "best_step": res.best_step,
+                           "steps": res.steps, "curve": curve, "config": asdict(cfg),
                            "theta": best["theta"].double().numpy()}
     if test is not None:
         out["test_accuracy"] = float((mapping.predict(answers(best["theta"], test.x)) == test.y).mean())

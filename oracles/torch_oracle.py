@@ -33,7 +33,7 @@ import numpy as np
 
 from blackbox_rp.exposure import Exposure, Response
 from blackbox_rp.ledger import Ledger
-from blackbox_rp.oracle import Call, InputSpec, Oracle, OracleError
+from blackbox_rp.oracle import Call, InputSpec, LocalModel, Oracle, OracleError
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _weights_digest(module: Any) -> str:
     return h.hexdigest()
 
 
-class TorchOracle(Oracle):
+class TorchOracle(Oracle, LocalModel):
     """Any torch classifier as a query-only oracle (logits at the source; exposure decides what is shown).
 
     Args:
@@ -147,6 +147,11 @@ class TorchOracle(Oracle):
         if out.ndim != 2:
             raise OracleError(f"the model returns shape {tuple(out.shape)} for one input; expected (1, num_classes)")
         return int(out.shape[1])
+
+    @property
+    def torch_module(self) -> Any:
+        """The frozen module (the white-box ceiling differentiates through it)."""
+        return self.module
 
     @property
     def identity(self) -> str:

@@ -44,6 +44,7 @@ def test_backdoor_metrics_triggers_only_non_target_rows():
     m = backdoor_metrics(predict, Dataset(x, y, ("a", "b", "c")), BadNets(size=2), target=0)
     assert (m["clean_accuracy"].k, m["clean_accuracy"].n) == (2, 6)
     assert (m["asr"].k, m["asr"].n) == (4, 4)
+    assert (m["triggered_accuracy"].k, m["triggered_accuracy"].n) == (0, 4)  # no triggered input kept its class
     assert len(seen[1]) == 4  # only the 4 non-target rows were triggered and queried
     assert clean_accuracy(np.array([1, 2]), np.array([1, 1])).value == 0.5
     with pytest.raises(ValueError, match="target"):

@@ -96,12 +96,20 @@ def attack_success_rate(pred_triggered: np.ndarray, y_true: np.ndarray, target: 
 def backdoor_metrics(predict: Callable[[np.ndarray], np.ndarray], test: Dataset,
                      trigger: Callable[[np.ndarray], np.ndarray] | None = None,
                      target: int | None = None) -> dict[str, Rate]:
-    """Clean accuracy on ``test`` and, with a trigger, ASR on its non-target rows (only those are triggered,
-    so no query is spent on rows ASR does not count)."""
+    """Clean accuracy on ``test`` and, with a trigger, on its non-target rows (only those are triggered, so no
+    query is spent on rows ASR does not count): ``asr`` and ``triggered_accuracy``, the share of triggered
+    inputs still given their *true* class.
+
+    Why the second: a defense that scrambles every answer also has a low ASR. Under REFINE's derangement
+    the trigger's target is mapped away even when the trigger still works, so ASR alone flatters it;
+    triggered accuracy says whether the pipeline recovered the right class.
+    """
     out = {"clean_accuracy": clean_accuracy(predict(test.x), test.y)}
     if trigger is not None:
         if target is None:
             raise ValueError("an ASR needs the attack's target class: pass target=")
         keep = np.flatnonzero(test.y != target)
-        out["asr"] = attack_success_rate(predict(trigger(test.x[keep])), test.y[keep], target)
+        pred = predict(trigger(test.x[keep]))
+        out["asr"] = attack_success_rate(pred, test.y[keep], target)
+        out["triggered_accuracy"] = clean_accuracy(pred, test.y[keep])
     return out

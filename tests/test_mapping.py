@@ -21,10 +21,10 @@ def _onehot(labels, c):
 
 
 def test_registry_and_needs():
-    assert sorted(MAPPINGS) == ["blm", "blm+", "flm", "identity", "ilm", "linear", "rlm"]
-    needs = {n: make_mapping(n, 10, 3).needs for n in MAPPINGS}
-    assert needs == {"identity": "label", "rlm": "label", "flm": "label", "ilm": "label", "blm": "label",
-                     "blm+": "topk", "linear": "topk"}
+    assert sorted(MAPPINGS) == ["blm", "blm+", "derangement", "flm", "identity", "ilm", "linear", "rlm"]
+    needs = {n: make_mapping(n, 10, 10).needs for n in MAPPINGS}  # a derangement permutes one label space
+    assert needs == {"identity": "label", "rlm": "label", "derangement": "label", "flm": "label", "ilm": "label",
+                     "blm": "label", "blm+": "topk", "linear": "topk"}
     assert make_mapping("ilm", 10, 3).refit_every == "epoch"
     assert make_mapping("flm", 10, 3).refit_every is None
 

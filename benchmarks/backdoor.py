@@ -91,7 +91,7 @@ def run_cell(attack_name: str, method: str, budget: int | None, seed: int, args:
     oracle = TorchOracle(model, exposure=args.exposure, ledger=ledger, max_batch=1024)
     cfg = RefineConfig(transform=args.transform, transform_params=parse_params(args.transform_param, "transform"),
                        optimizer=args.optimizer, optimizer_params=parse_params(args.optimizer_param, "optimizer") or None,
-                       batch_size=args.batch_size, whitebox_steps=args.whitebox_steps, eval_every=args.eval_every,
+                       batch_size=args.batch_size, whitebox_steps=max(1, args.whitebox_steps), eval_every=args.eval_every,
                        seed=seed)
     t0 = time.monotonic()
     queries, extra = 0, {}

@@ -15,13 +15,15 @@ built, rather than crashing half-way through a paid run.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
 import numpy as np
 
 __all__ = [
-    "Exposure", "Probs", "Logits", "TopK", "LabelOnly", "Rounded", "Response",
+    "Exposure", "Probs", "Logits", "TopK", "LabelOnly", "Rounded", "Noisy", "Response",
     "ExposureError", "require", "parse_exposure", "NEEDS",
 ]
 
@@ -194,6 +196,44 @@ class Rounded(Exposure):
 
 
 @dataclass(frozen=True, repr=False)
+class Noisy(Exposure):
+    """Probabilities with seeded Gaussian noise of sd ``sigma`` added, clipped at 0 and renormalised.
+
+    Models an API that perturbs its scores (a defence against extraction, or a sloppy service). The
+    label is the noisy argmax, as such an API would return. Why the noise is a function of
+    (``seed``, the answer's bytes) rather than of a running generator: an exposure is a pure function
+    of the model's answer, so the journal (keyed by input and exposure) stays consistent and a resumed
+    run sees the very answers it was given before; distinct inputs still get independent noise.
+    """
+
+    sigma: float = 0.05
+    seed: int = 0
+    level: ClassVar[str] = "probs"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sigma, bool) or not isinstance(self.sigma, (int, float)) or not 0 <= self.sigma <= 1:
+            raise ValueError(f"Noisy.sigma must be a number in [0, 1] (probability units), got {self.sigma!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"Noisy.seed must be an int >= 0, got {self.seed!r}")
+
+    def key(self) -> str:
+        return f"noisy{self.sigma:g}:seed{self.seed}"
+
+    def apply(self, r: Response) -> Response:
+        self.check_source(r.kind)
+        raw = np.ascontiguousarray(r.scores, dtype=np.float32)
+        p = r.probs().astype(np.float64)
+        noise = np.empty_like(p)
+        for i in range(len(p)):
+            digest = hashlib.sha256(raw[i].tobytes()).digest()
+            noise[i] = np.random.default_rng([self.seed, int.from_bytes(digest[:8], "little")]).standard_normal(p.shape[1])
+        q = np.clip(p + self.sigma * noise, 0.0, None)
+        s = q.sum(axis=1, keepdims=True)
+        q = np.divide(q, s, out=np.full_like(q, 1.0 / q.shape[1]), where=s > 0).astype(np.float32)
+        return Response("probs", r.num_classes, q.argmax(axis=1).astype(np.int64), q)
+
+
+@dataclass(frozen=True, repr=False)
 class TopK(Exposure):
     """Only the ``k`` most likely classes with their probabilities."""
 
@@ -247,7 +287,8 @@ def require(need: str, exposure: Exposure | str, who: str) -> None:
 
 
 def parse_exposure(spec: str | Exposure | None) -> Exposure:
-    """``"probs"``, ``"logits"``, ``"label"``, ``"top5"`` / ``"topk:5"``, ``"rounded2"`` / ``"rounded:2"``."""
+    """``"probs"``, ``"logits"``, ``"label"``, ``"top5"`` / ``"topk:5"``, ``"rounded2"`` / ``"rounded:2"``,
+    ``"noisy0.05"`` / ``"noisy0.05:seed1"`` (Gaussian noise of sd 0.05 on the probabilities, seed 0 unless given)."""
     if spec is None:
         return Probs()
     if isinstance(spec, Exposure):
@@ -259,10 +300,13 @@ def parse_exposure(spec: str | Exposure | None) -> Exposure:
         return Logits()
     if s in ("label", "labelonly", "hard"):
         return LabelOnly()
+    m = re.fullmatch(r"noisy[:=]?(\d+(?:\.\d*)?|\.\d+)(?::?seed[:=]?(\d+))?", s)
+    if m:
+        return Noisy(float(m.group(1)), int(m.group(2) or 0))
     for prefix, cls in (("topk", TopK), ("top", TopK), ("rounded", Rounded), ("round", Rounded)):
         if s.startswith(prefix):
             num = s[len(prefix):].lstrip(":=")
             if num.isdigit():
                 return cls(int(num))
     raise ValueError(f"unknown exposure {spec!r}; use probs, logits, label, top<k> (e.g. top5) "
-                     f"or rounded<n> (e.g. rounded2)")
+                     f"rounded<n> (e.g. rounded2) or noisy<sd>[:seed<k>] (e.g. noisy0.05:seed1)")

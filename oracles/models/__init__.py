@@ -126,3 +126,24 @@ register_model(ModelInfo(
     class_names=lambda: ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Ankle boot"],
 ))
+
+
+def _backdoor_builder(attack: str):
+    def build():
+        from .backdoor_cnn import load_attack_model
+
+        return load_attack_model(attack)
+
+    return build
+
+
+for _attack, _trigger in (("badnets", "BadNets 3×3 white patch bottom-right"),
+                          ("blended", "Blended alpha 0.2 seeded noise")):
+    register_model(ModelInfo(
+        name=f"fmnist-cnn-{_attack}",
+        description=f"BACKDOORED small CNN for defense studies ({_trigger} -> class 0, 10% poisoned)",
+        channels=1, image_size=28, min_size=28, num_classes=10,
+        source=f"trained in this repo: python -m oracles.models.backdoor_cnn --attack {_attack}",
+        build=_backdoor_builder(_attack),
+        class_names=MODELS["fmnist-cnn"].class_names,
+    ))

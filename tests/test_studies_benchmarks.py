@@ -52,7 +52,7 @@ def test_backdoor_benchmark_tiny_grid_and_resume(tmp_path):
 
 @pytest.mark.slow
 def test_exposure_benchmark_tiny_grid(tmp_path):
-    out = _bench("exposure.py", "--seeds", "0", "--budget", "800", "--split", "200,100,200", "--exposures",
+    out = _bench("exposure.py", "--seeds", "0", "--budget", "1300", "--split", "200,100,200", "--exposures",
                  "probs,label,noisy0.05", "--rows", tmp_path / "rows.jsonl")
     assert out.returncode == 0, out.stderr
     head = json.loads(out.stdout.strip().splitlines()[-1])

@@ -85,9 +85,14 @@ def test_blackbox_refine_never_reads_labels_counts_every_query_and_keeps_the_bud
     pred = d.predict(benign.x[:20], phase="test")
     assert pred.shape == (20,) and led.counts("test").queries == 20
     # the budget is the oracle's: a tighter one stops the run cleanly and is never crossed
-    tight = _oracle(700)
+    tight = _oracle(800)
     d2 = refine_blackbox(tight, benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"}, seed=1))
-    assert d2.queries <= 700 and "budget" in d2.info["stop_reason"]
+    assert d2.queries <= 800 and "budget" in d2.info["stop_reason"] and d2.info["steps"] >= 1
+    # one that cannot pay for a judged step after the pseudo-labels is refused before the fit's first query
+    from blackbox_rp.reprogram import BudgetTooSmall
+
+    with pytest.raises(BudgetTooSmall):
+        refine_blackbox(_oracle(700), benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"}))
     with pytest.raises(ValueError, match="needs a bound"):
         refine_blackbox(_oracle_unbounded(), benign, RefineConfig())
 

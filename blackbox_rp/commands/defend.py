@@ -112,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
     defended.save(args.out / "defended.npz")
     if args.whitebox_steps:
         local = _oracle(args, Ledger())  # its own ledger: the ceiling is not charged to the defense's budget
-        if getattr(local, "module", None) is None:
+        from blackbox_rp.oracle import LocalModel
+
+        if not isinstance(local, LocalModel):
             raise ValueError("--whitebox-steps needs a local torch model (the ceiling backpropagates through it); "
                              "drop it for a remote API")
         wb = refine_whitebox(local, benign_x, cfg)

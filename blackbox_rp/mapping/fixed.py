@@ -12,7 +12,7 @@ longer lines up with the labels.
 ``derangement`` is one-to-one (``source_of[t]`` is the source class standing
 for target class t, ``source_of[t] != t``), drawn from ``seed`` when built and
 never changed by :meth:`fit` — so the white-box reference differentiates
-through it like any one-to-one mapping (it has ``source_of``). It needs as many
+through it like any one-to-one mapping (a ``DifferentiableMapping``). It needs as many
 source classes as target classes (the suspect model's own label space).
 
 Example::

@@ -200,7 +200,8 @@ class Composed(Trigger):
         return x
 
     def describe(self) -> dict:
-        return {"name": self.name, "parts": [getattr(p, "describe", lambda: {"name": repr(p)})() for p in self.parts]}
+        return {"name": self.name,
+                "parts": [p.describe() if isinstance(p, Trigger) else {"name": repr(p)} for p in self.parts]}
 
 
 def compose(*triggers: Callable[[np.ndarray], np.ndarray]) -> Composed:

@@ -80,7 +80,7 @@ class OptimizerConfig:
         params = dict(params)
         preset = params.pop("preset", None)
         if preset is not None:
-            if preset not in cls.PRESETS:
+            if not isinstance(preset, str) or preset not in cls.PRESETS:
                 known = ", ".join(sorted(cls.PRESETS)) or "none"
                 raise ConfigError(f"optimizer {optimizer!r} has no preset {preset!r}; presets: {known}")
             params = {**cls.PRESETS[preset], **params}

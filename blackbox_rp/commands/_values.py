@@ -31,6 +31,8 @@ def integer(low: int | None = None, high: int | None = None, what: str = "a whol
     """A ``type=`` for whole numbers in [low, high]; ``what`` names the quantity in the message."""
     bounds = (f" >= {low}" if high is None else f" in {low}..{high}") if low is not None else \
         (f" <= {high}" if high is not None else "")
+    if what.startswith("a positive") and low == 1 and high is None:
+        bounds = ""  # "a positive integer" says it all
 
     def parse(text: str) -> int:
         try:
@@ -45,7 +47,7 @@ def integer(low: int | None = None, high: int | None = None, what: str = "a whol
     return parse
 
 
-positive_int = integer(1, what="a whole number")
+positive_int = integer(1, what="a positive integer")
 non_negative_int = integer(0, what="a whole number")
 #: numpy's SeedSequence takes any integer >= 0; a negative one used to fail inside numpy without naming the seed
 seed = integer(0, 2**63 - 1, what="a seed (a whole number)")

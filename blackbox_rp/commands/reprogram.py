@@ -28,7 +28,7 @@ def _transform(text: str) -> str:
     """A transform name; ``none`` (registered in the library) is refused with the reason."""
     if text == "none":
         raise argparse.ArgumentTypeError(
-            "'none' (no prompt) has nothing to train, so it is not a choice here: the no-prompt model is what "
+            "invalid choice: 'none' (no prompt) has nothing to train, so it is not offered here: the no-prompt model is what "
             "the zero-shot and linear-probe baselines of every run measure; pick pad, full, lowdim or coordinator")
     return text
 

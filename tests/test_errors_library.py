@@ -78,6 +78,13 @@ def test_a_ledger_of_a_list_of_non_budgets_names_them():
         Ledger([Budget(max_queries=3), "x"])
 
 
+def test_a_journal_that_is_a_folder_is_a_journal_error_naming_it(tmp_path):
+    from blackbox_rp.cache import Journal, JournalError
+
+    with pytest.raises(JournalError, match="is a folder.*journal.sqlite"):
+        Journal(tmp_path)
+
+
 # ------------------------------------------------------------------ exposures
 @pytest.mark.parametrize("spec", ["rounded-1", "top0", "rounded99", "top--3", "topk:", "top2.5", "rounded", "top٣"])
 def test_bad_exposure_specs_name_what_was_typed_and_the_accepted_forms(spec):

@@ -10,8 +10,10 @@ in ``run`` so that ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 import traceback
@@ -76,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=mod.HELP, description=(mod.__doc__ or mod.HELP),
                            formatter_class=HelpFormatter)
         mod.add_arguments(p)
+        # also after the command (`blackbox-rp query ... -v`), where people type it
+        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                       help="show the traceback of an error and info logs (-vv: debug logs too)")
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -94,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; answered queries are in the journal, run the same command again to resume",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `blackbox-rp ... | head`: the reader left; not an error worth a line
+        with contextlib.suppress(Exception):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit stays quiet
+        return 0
     except Exception as e:  # the one boundary: every error becomes one line, -v shows the traceback
         if args.verbose >= 1:
             traceback.print_exc()

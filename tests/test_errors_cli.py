@@ -105,8 +105,10 @@ def test_serve_numbers_are_checked(capsys):
 # ------------------------------------------------------------------ models and images
 def test_a_factory_that_is_not_a_model_is_one_line_and_v_shows_the_traceback(capsys):
     refused(["query", "--model", "os:getcwd", "--sample-images"], capsys, "os:getcwd", "nn.Module")
-    rc, _, err = cli(["-v", "query", "--model", "os:getcwd", "--sample-images"], capsys)
-    assert rc == 2 and "Traceback" in err and "os:getcwd" in err
+    for argv in (["-v", "query", "--model", "os:getcwd", "--sample-images"],
+                 ["query", "--model", "os:getcwd", "--sample-images", "-v"]):
+        rc, _, err = cli(argv, capsys)
+        assert rc == 2 and "Traceback" in err and "os:getcwd" in err
 
 
 @pytest.mark.parametrize("content", [b"", b"hello, not an image\n"])

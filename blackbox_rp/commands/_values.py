@@ -50,7 +50,7 @@ def integer(low: int | None = None, high: int | None = None, what: str = "a whol
 positive_int = integer(1, what="a positive integer")
 non_negative_int = integer(0, what="a whole number")
 #: numpy's SeedSequence takes any integer >= 0; a negative one used to fail inside numpy without naming the seed
-seed = integer(0, 2**63 - 1, what="a seed (a whole number)")
+seed = integer(0, what="a seed (a whole number)")
 port = integer(0, 65535, what="a port number (0: any free port)")
 
 

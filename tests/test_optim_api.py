@@ -317,6 +317,7 @@ def test_a_process_left_with_a_live_nevergrad_thread_still_exits():
     assert out.returncode == 0 and out.stdout.split()[-1] == "done"
 
 
+@pytest.mark.filterwarnings("ignore:COBYLA:UserWarning")  # scipy's note on nevergrad's settings, not ours
 def test_every_optimizer_can_be_closed():
     """close() leaves no thread behind: ng:Cobyla starts one (scipy in nevergrad's worker), the others none;
     closing twice is harmless."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import _values as v
 from ._reprogram_run import TaskSpec, print_summary, run_task
 
 HELP = "reprogram EfficientNet-Lite0 (ImageNet) to MNIST black-box, under two minutes on 2 CPU cores"
@@ -34,12 +35,12 @@ QUICK = dict(splits=(200, 100, 100), budget=1500, eval_every=2, batch_size=32, s
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
+    p.add_argument("--out", type=v.out_dir, default=Path("runs/demo"), help="output directory (default runs/demo)")
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds) exercising the whole path")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, the optimizer and the minibatches")
-    p.add_argument("--budget", type=int, default=None,
+    p.add_argument("--seed", type=v.seed, default=0, help="seed of the split, the optimizer and the minibatches")
+    p.add_argument("--budget", type=v.positive_int, default=None,
                    help=f"train + validation queries (default {DEMO['budget']}, --quick {QUICK['budget']})")
-    p.add_argument("--journal", type=Path, default=None,
+    p.add_argument("--journal", type=v.journal_path, default=None,
                    help="SQLite journal (default OUT/journal.sqlite): run again to resume a killed demo for free")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -203,7 +203,7 @@ def test_objective_scores_every_candidate_on_one_minibatch_in_one_request():
 
     d = load_dataset("digits").subset(np.arange(40))
     oracle = TorchOracle("fmnist-cnn", exposure="probs")
-    t = TRANSFORMS.lookup("lowdim").for_task(d, oracle.input_spec)
+    t = TRANSFORMS.lookup("lowdim").for_task(d, oracle.input_spec, out_size=28)
     m = make_mapping("blm", 10, 10)
     obj = Objective(t, oracle, m, make_loss("ce"))
     m.fit(obj.respond(t.init_theta(), d.x, "train"), d.y)

@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import _values as v
+
 HELP = "defend a suspect model against backdoors with black-box REFINE (no labels, under a query budget)"
 
 
@@ -35,25 +37,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="suspect model: bundled name, TorchScript file, module:factory, or http(s):// URL of a "
                         "`blackbox-rp serve` API")
     p.add_argument("--api-key-env", default=None, help="environment variable holding the API key (URL models)")
-    p.add_argument("--exposure", default="probs", help="what the local oracle shows: probs, top<k>, label, ...")
+    p.add_argument("--exposure", type=v.exposure, default="probs", help="what the local oracle shows: probs, top<k>, label, ... (default probs)")
     p.add_argument("--data", default="fashion-mnist-test",
                    help="images for the defense (labels ignored) and, apart, for evaluation; bundled name or path")
-    p.add_argument("--n-benign", type=int, default=2000, help="unlabeled benign images the defense learns from")
-    p.add_argument("--n-eval", type=int, default=2000, help="labelled images kept apart to measure the result")
-    p.add_argument("--budget", type=int, required=True,
+    p.add_argument("--n-benign", type=v.positive_int, default=2000, help="unlabeled benign images the defense learns from (default 2000)")
+    p.add_argument("--n-eval", type=v.positive_int, default=2000, help="labelled images kept apart to measure the result (default 2000)")
+    p.add_argument("--budget", type=v.positive_int, required=True,
                    help="queries the defense may spend (pseudo-labels + training + validation)")
     p.add_argument("--transform", default="full", help="input transformation (default full)")
     p.add_argument("--transform-param", action="append", metavar="KEY=VALUE",
                    help="transform option (default mask=ones)")
-    p.add_argument("--optimizer", default="zo-adam")
-    p.add_argument("--optimizer-param", action="append", metavar="KEY=VALUE")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", default="zo-adam", help="zeroth-order optimizer of the transform (default zo-adam)")
+    p.add_argument("--optimizer-param", action="append", metavar="KEY=VALUE",
+                   help="optimizer parameter, repeatable (laid over the recommended settings)")
+    p.add_argument("--batch-size", type=v.positive_int, default=64, help="images per step (default 64)")
     p.add_argument("--trigger", default=None, help="measure ASR with this trigger: badnets[:size=3,...], blended[:alpha=..]")
-    p.add_argument("--target", type=int, default=None, help="the attack's target class (with --trigger)")
-    p.add_argument("--whitebox-steps", type=int, default=0, help="also train the white-box ceiling (local models)")
-    p.add_argument("--journal", type=Path, default=None, help="SQLite journal: resume a killed run for free")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--target", type=v.non_negative_int, default=None, help="the attack's target class (with --trigger)")
+    p.add_argument("--whitebox-steps", type=v.non_negative_int, default=0, help="also train the white-box ceiling (local models; default 0: not)")
+    p.add_argument("--journal", type=v.journal_path, default=None, help="SQLite journal: resume a killed run for free")
+    p.add_argument("--seed", type=v.seed, default=0, help="seed of the split, transform and optimizer (default 0)")
+    p.add_argument("--out", type=v.out_dir, required=True)
 
 
 def _oracle(args: argparse.Namespace, ledger: Any) -> Any:

@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -420,6 +420,22 @@ def load_target(spec: str | os.PathLike) -> Dataset:
 
 
 # ---------------------------------------------------------------------- splits
+class Labelled(Protocol):
+    """What splitting needs of a dataset (images or texts): labels, a length, and sub-sets."""
+
+    y: np.ndarray
+
+    def __len__(self) -> int: ...
+
+    def subset(self, idx: np.ndarray | Sequence[int], name: str | None = None) -> Any: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+L = TypeVar("L", bound=Labelled)
+
+
 @dataclass(frozen=True)
 class SplitConfig:
     """Sizes of the validation and test splits (fractions in [0, 1), or counts ≥ 1) and
@@ -465,7 +481,7 @@ class Split:
     validation: np.ndarray
     test: np.ndarray
 
-    def apply(self, data: Dataset) -> tuple[Dataset, Dataset, Dataset]:
+    def apply(self, data: L) -> tuple[L, L, L]:
         """(train, validation, test) datasets."""
         return (data.subset(self.train, f"{data.name}-train"),
                 data.subset(self.validation, f"{data.name}-validation"),
@@ -487,7 +503,7 @@ def _apportion(total: int, share: np.ndarray, room: np.ndarray, tiebreak: np.nda
     return out
 
 
-def split(data: Dataset | np.ndarray, val: float | int = 0.1, test: float | int = 0.2, seed: int = 0,
+def split(data: "Labelled | np.ndarray", val: float | int = 0.1, test: float | int = 0.2, seed: int = 0,
           train: float | int | None = None, config: SplitConfig | None = None) -> Split:
     """Stratified, deterministic train / validation / test index sets.
 
@@ -497,7 +513,8 @@ def split(data: Dataset | np.ndarray, val: float | int = 0.1, test: float | int 
     consecutive blocks — test first, then validation, then training — so the
     test split does not depend on the training size asked for.
 
-    ``data``: a Dataset or its labels. ``config`` overrides the other arguments.
+    ``data``: a Dataset, a :class:`~blackbox_rp.textdata.TextDataset`, or their labels.
+    ``config`` overrides the other arguments.
 
     >>> import numpy as np
     >>> y = np.array([0] * 6 + [1] * 4)
@@ -508,7 +525,8 @@ def split(data: Dataset | np.ndarray, val: float | int = 0.1, test: float | int 
     ([0, 0, 0, 1, 1], [0, 1])
     """
     cfg = config if config is not None else SplitConfig(val=val, test=test, seed=seed, train=train)
-    y = np.asarray(data.y if isinstance(data, Dataset) else data)
+    # anything with labels ``.y`` (a Dataset, a TextDataset) splits by them; an array is the labels
+    y = np.asarray(data if isinstance(data, (np.ndarray, list, tuple)) else data.y)
     n_train, n_val, n_test = cfg.sizes(len(y))
     rng = np.random.default_rng(cfg.seed)
     classes = np.unique(y)
@@ -524,8 +542,7 @@ def split(data: Dataset | np.ndarray, val: float | int = 0.1, test: float | int 
     return Split(train=parts[2], validation=parts[1], test=parts[0])
 
 
-def split_dataset(data: Dataset, sizes: Sequence[float] = (0.7, 0.1, 0.2),
-                  seed: int = 0) -> tuple[Dataset, Dataset, Dataset]:
+def split_dataset(data: L, sizes: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0) -> tuple[L, L, L]:
     """(train, validation, test) datasets from three fractions summing to 1 or three counts ≥ 1
     (counts may leave examples unused); stratified and deterministic as :func:`split`.
 

@@ -17,7 +17,18 @@ Why the logits are read by hand: with ``logits_all=False`` (needed for speed:
 ``True`` computes 262k-way logits for *every* prompt token, 2.5–3 s a query)
 llama-cpp-python 0.3.36 leaves ``Llama.scores`` at zero, so the last
 position's logits are read with ``llama_cpp.llama_get_logits_ith(ctx, -1)``.
-Consecutive prompts that share a prefix (a template) reuse the KV cache for it.
+
+Answers are a function of the prompt alone. llama.cpp's CPU kernels for the
+quantized weights process a batch's tokens in groups of :data:`ALIGN` (4) and
+the leftover tokens by another path, whose rounding differs enough to move
+top-20 log-probabilities by up to ~0.15 nats (measured on Gemma-3 270M
+Q4_K_M). So a prompt evaluated in different chunks — as when a cache reuses the
+prefix it shares with the *previous* prompt, as ``llama_cpp.server`` does —
+answers slightly differently depending on what came before. This oracle reuses
+the KV cache of a shared prefix (a template is evaluated once, not once a query)
+only in whole groups, from positions the previous prompt computed in whole
+groups: every answer then equals evaluating the prompt from scratch, bit for
+bit (tested), whatever the order of queries.
 
 CPU threads: set ``OMP_WAIT_POLICY=passive`` in the environment *before*
 ``llama_cpp`` is imported when other work shares the cores — with OpenMP
@@ -54,7 +65,12 @@ from blackbox_rp.vocab import TokenOracle, Vocabulary
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LlamaCppOracle", "LlamaVocabulary", "GGUFModel", "GGUF_MODELS", "gguf_path", "INSTALL_HINT"]
+__all__ = ["LlamaCppOracle", "LlamaVocabulary", "GGUFModel", "GGUF_MODELS", "gguf_path", "INSTALL_HINT", "ALIGN",
+           "reusable_prefix"]
+
+#: llama.cpp evaluates a batch's tokens in groups of this many (the repacked quantized kernels);
+#: a KV prefix is reused only in whole groups so that answers do not depend on query order
+ALIGN = 4
 
 INSTALL_HINT = ("pip install 'blackbox-rp[text]' — or bash scripts/setup.sh, which builds llama-cpp-python "
                 "with the portable CPU flags this needs on AMX machines")
@@ -129,6 +145,27 @@ def _file_digest(path: Path) -> str:
         f.seek(max(0, size - (1 << 20)))
         h.update(f.read(1 << 20))
     return h.hexdigest()[:12]
+
+
+def reusable_prefix(previous: list[int], tokens: list[int], align: int = ALIGN) -> int:
+    """How many leading ``tokens`` can keep the KV entries ``previous`` left, with an unchanged answer.
+
+    The shared prefix, cut to whole groups of ``align`` that ``previous`` evaluated as whole groups
+    (its last ``len(previous) % align`` tokens went through the leftover kernel), and short of the
+    last token (its logits are the answer, so it is always evaluated).
+
+    >>> reusable_prefix([1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 5, 6, 7, 0, 0, 0])
+    4
+    >>> reusable_prefix([1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7, 8, 9])   # 5, 6 were leftovers
+    4
+    >>> reusable_prefix([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4])            # the last token is re-evaluated
+    0
+    """
+    limit = min(len(previous) // align * align, len(tokens) - 1)
+    keep = 0
+    while keep < limit and previous[keep] == tokens[keep]:
+        keep += 1
+    return keep // align * align
 
 
 def _import_llama() -> Any:
@@ -223,9 +260,9 @@ class LlamaCppOracle(Oracle, TokenOracle):
         n_threads: CPU threads for llama.cpp (None: 2, or 1 on a one-core machine).
         n_ctx: context length; a prompt longer than ``n_ctx - 1`` tokens is refused.
         n_batch: tokens per llama.cpp decode step.
-        reuse_prefix: keep the KV cache of the previous prompt's shared prefix (a template
-            evaluated once, not once per query). Answers equal a fresh evaluation's to float
-            rounding.
+        reuse_prefix: keep the KV cache of the prefix shared with the previous prompt (a template
+            evaluated once, not once per query), in whole groups of :data:`ALIGN` tokens, so answers
+            equal a fresh evaluation's exactly (see the module docstring).
         exposure: what callers see; ``top20`` by default (what an API returns, and small
             enough to journal; ``logits`` / ``probs`` keep all 262,144 values per answer).
         ledger, journal, max_batch: as for every :class:`~blackbox_rp.oracle.Oracle`.
@@ -245,8 +282,11 @@ class LlamaCppOracle(Oracle, TokenOracle):
         llama_cpp = _import_llama()
         path, name = _resolve_model(model)
         threads = n_threads if n_threads is not None else max(1, min(2, os.cpu_count() or 1))
-        llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), n_threads=threads,
-                              n_threads_batch=threads, logits_all=False, verbose=False)
+        if n_batch < ALIGN or n_batch % ALIGN:
+            raise ValueError(f"n_batch must be a positive multiple of {ALIGN} (chunks must keep llama.cpp's "
+                             f"token groups aligned), got {n_batch}")
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=min(n_batch, n_ctx // ALIGN * ALIGN),
+                              n_threads=threads, n_threads_batch=threads, logits_all=False, verbose=False)
         self._llama = llama_cpp
         self.model_path = path
         self.model_name = name
@@ -293,12 +333,7 @@ class LlamaCppOracle(Oracle, TokenOracle):
         rt = self._rt
         llm = rt.llm
         with rt.lock:
-            keep = 0
-            if self.reuse_prefix:
-                prev = rt.evaluated
-                limit = min(len(prev), len(tokens) - 1)  # evaluate at least one token: its logits are read
-                while keep < limit and prev[keep] == tokens[keep]:
-                    keep += 1
+            keep = reusable_prefix(rt.evaluated, tokens) if self.reuse_prefix else 0
             rt.evaluated = []  # if eval fails half-way the cache is unknown: trust nothing of it
             if keep == 0:
                 llm.reset()

@@ -75,20 +75,31 @@ class Vocabulary(ABC):
         return ids[0] if len(ids) == 1 else None
 
     def token_id(self, piece: str) -> int | None:
-        """The id whose :meth:`token` text is exactly ``piece``; None if no id or several ids have it.
+        """The id whose :meth:`token` text is ``piece``, or None.
 
-        Remote APIs return top tokens as strings; this maps them back to ids. The
-        generic version builds a reverse table once (one pass over the vocabulary).
+        Remote APIs return top tokens as strings; this maps them back to ids. When several
+        ids read alike (a vocabulary may hold a control token that prints as ``":"`` beside
+        the ordinary ``":"``), the one the tokenizer itself produces for ``piece`` wins; if
+        it produces none of them, the string is ambiguous and None is returned. The generic
+        version builds a reverse table once (one pass over the vocabulary).
         """
         table = self.__dict__.get("_reverse")
         if table is None:
             table = {}
             for i in range(self.size):
                 t = self.token(i)
-                table[t] = -1 if t in table else i  # -1: ambiguous (several ids read alike)
+                table[t] = -1 if t in table else i  # -1: several ids read alike
             self.__dict__["_reverse"] = table
         i = table.get(piece)
-        return None if i is None or i < 0 else i
+        if i is None:
+            return None
+        if i >= 0:
+            return i
+        try:
+            j = self.single_token(piece)
+        except VocabularyError:
+            return None
+        return j if j is not None and self.token(j) == piece else None
 
     def check_id(self, id: int) -> int:
         """``id`` as an int, or :class:`VocabularyError` if it is outside the vocabulary."""

@@ -192,7 +192,6 @@ class LlamaVocabulary(Vocabulary):
         self._llm = llm  # keeps the model (and its vocab pointer) alive
         self._vocab = llm._model.vocab
         self._size = int(self._llama_cpp.llama_vocab_n_tokens(self._vocab))
-        self._pieces: list[str] | None = None
         self._buf = ctypes.create_string_buffer(256)
 
     @classmethod
@@ -214,25 +213,7 @@ class LlamaVocabulary(Vocabulary):
         return self._buf.raw[:n].decode("utf-8", errors="ignore")
 
     def token(self, id: int) -> str:
-        i = self.check_id(id)
-        if self._pieces is not None:
-            return self._pieces[i]
-        return self._piece(i)
-
-    def _all_pieces(self) -> list[str]:
-        if self._pieces is None:
-            self._pieces = [self._piece(i) for i in range(self._size)]
-        return self._pieces
-
-    def token_id(self, piece: str) -> int | None:
-        table = self.__dict__.get("_reverse")
-        if table is None:
-            table = {}
-            for i, t in enumerate(self._all_pieces()):
-                table[t] = -1 if t in table else i
-            self.__dict__["_reverse"] = table
-        i = table.get(piece)
-        return None if i is None or i < 0 else i
+        return self._piece(self.check_id(id))
 
     def encode(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))

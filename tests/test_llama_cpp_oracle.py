@@ -27,8 +27,8 @@ N_VOCAB = 262_144  # Gemma-3
 PROMPTS = ["The capital of France is", "Review: a gorgeous, witty film.\nSentiment (positive or negative):",
            "Review: flat, dull and far too long.\nSentiment (positive or negative):", "1, 2, 3, 4,"]
 #: log-probabilities of the same prompt in process and through llama.cpp's server agree within this
-#: (same weights and kernels; the server computes logits for every prompt position, in float32)
-LOGPROB_TOL = 0.05
+#: (same weights and kernels evaluated alike; the server's log-softmax is float32, ours float64)
+LOGPROB_TOL = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,9 @@ def test_vocabulary(lm):
     assert v.encode(" Paris") == [paris]  # no BOS
     assert v.encode_prompt(" Paris")[-1] == paris and len(v.encode_prompt(" Paris")) == 2  # BOS + token
     assert v.single_token(" extraordinarilyunlikelyword") is None
+    colon = v.single_token(":")
+    assert len([i for i in range(300) if v.token(i) == ":"]) == 1 and colon > 300  # another id reads ":"
+    assert v.token_id(":") == colon  # resolved to the tokenizer's own id for ":"
     assert v.tokens(v.encode(" positive or negative")) == [" positive", " or", " negative"]
     # the vocabulary loaded without the weights reads the same
     w = LlamaVocabulary.from_file("gemma3-270m")
@@ -128,36 +131,54 @@ def test_resolvable_by_name():
         LlamaCppOracle("no-such-model.gguf")
 
 
+#: prompts for the server comparison: consecutive ones share exactly a 4-token prefix (BOS "Input" " text"
+#: ":"), so the server's own prefix cache reuses whole groups and evaluates them as from scratch
+SERVED = ["Input text: " + p for p in (PROMPTS[0], PROMPTS[1], PROMPTS[3], PROMPTS[2])]
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
 @pytest.mark.slow
 def test_llama_cpp_server_agrees_with_in_process(lm):
     """The same GGUF behind llama.cpp's own OpenAI-compatible server, through the official openai client:
-    the same top tokens, in the same order, and log-probabilities within LOGPROB_TOL."""
+    the same top-20 tokens in the same order and the same log-probabilities (float32 rounding).
+
+    llama_cpp.server reuses the KV prefix a prompt shares with the previous request at any length;
+    prompts whose shared prefix is not whole groups of ALIGN tokens then answer up to ~0.15 nats
+    differently (see oracles.llama_cpp_oracle; benchmarks/llm_oracle.py measures it on real texts).
+    SERVED avoids that, so any difference here is a real disagreement."""
     pytest.importorskip("openai")
     pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] extras are not installed")
+    from oracles.llama_cpp_oracle import ALIGN, reusable_prefix
     from oracles.openai_oracle import OpenAITokenOracle
     from oracles.subprocess_server import running_server
 
+    toks = [lm.vocabulary.encode_prompt(p) for p in SERVED]
+    for prev, cur in zip(toks, toks[1:]):  # the server's prefix reuse is whole groups here
+        assert _common(prev, cur) == reusable_prefix(prev, cur) == ALIGN
     model = str(gguf_path())
     argv = lambda port: [sys.executable, "-m", "llama_cpp.server", "--model", model,  # noqa: E731
                          "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"]
-    local = lm.with_exposure("top20")(PROMPTS)
+    local = lm.with_exposure("top20")(SERVED)
     with running_server(argv, timeout=180) as url:
         with OpenAITokenOracle("gemma3-270m", LlamaVocabulary.from_file(model), top_logprobs=20,
-                               base_url=url + "/v1", api_key_env=None, timeout=120, max_batch=1) as remote:
-            served = remote(PROMPTS)
-            assert remote.ledger.total().calls == len(PROMPTS)
+                               base_url=url + "/v1", api_key_env=None, timeout=120, max_batch=1,
+                               max_in_flight=1) as remote:
+            served = remote(SERVED)
         import openai  # the raw client, no blackbox_rp: the text the server generates is the top token
+
         client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=120)
-        text = client.completions.create(model="gemma3-270m", prompt=PROMPTS[0], max_tokens=1,
+        text = client.completions.create(model="gemma3-270m", prompt=SERVED[0], max_tokens=1,
                                          temperature=0).choices[0].text
         client.close()
+    t = remote.ledger.total()
+    assert t.queries == t.calls == len(SERVED)
     assert isinstance(remote, TokenOracle) and served.num_classes == N_VOCAB
     assert text == lm.vocabulary.token(int(local.indices[0, 0]))
-    for i in range(len(PROMPTS)):
-        assert served.indices[i, :5].tolist() == local.indices[i, :5].tolist(), PROMPTS[i]
-        shared = np.intersect1d(served.indices[i], local.indices[i])
-        assert len(shared) >= 18  # top-20 sets may differ only at the tail, by near-ties
-        lp_s = {int(j): np.log(p) for j, p in zip(served.indices[i], served.scores[i])}
-        lp_l = {int(j): np.log(p) for j, p in zip(local.indices[i], local.scores[i])}
-        diff = max(abs(lp_s[j] - lp_l[j]) for j in shared.tolist())
-        assert diff < LOGPROB_TOL, (PROMPTS[i], diff)
+    assert served.indices.tolist() == local.indices.tolist()
+    np.testing.assert_allclose(np.log(served.scores), np.log(local.scores), atol=LOGPROB_TOL)

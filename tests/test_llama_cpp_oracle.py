@@ -21,7 +21,7 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: bash
 
 from blackbox_rp import InputError, Journal, Ledger  # noqa: E402
 from blackbox_rp.vocab import TokenOracle, Vocabulary  # noqa: E402
-from oracles.llama_cpp_oracle import LlamaCppOracle, LlamaVocabulary, gguf_path  # noqa: E402
+from oracles.llama_cpp_oracle import GGUF_MODELS, LlamaCppOracle, LlamaVocabulary, gguf_path  # noqa: E402
 
 N_VOCAB = 262_144  # Gemma-3
 PROMPTS = ["The capital of France is", "Review: a gorgeous, witty film.\nSentiment (positive or negative):",
@@ -43,7 +43,8 @@ def test_capital_of_france_top_tokens(lm):
     top = lm.vocabulary.tokens(r.indices[0])
     assert {" the", " a", " Paris"} <= set(top[:5]), top
     assert isinstance(lm, TokenOracle) and isinstance(lm.vocabulary, Vocabulary)
-    assert lm.num_classes == lm.vocabulary.size == N_VOCAB and r.num_classes == N_VOCAB
+    assert lm.num_classes == lm.vocabulary.size == N_VOCAB == GGUF_MODELS["gemma3-270m"].vocab_size
+    assert r.num_classes == N_VOCAB
     assert r.kind == "topk" and r.indices.shape == (1, 10) and np.all(np.diff(r.scores[0]) <= 0)
 
 

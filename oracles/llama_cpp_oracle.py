@@ -196,6 +196,7 @@ class LlamaVocabulary(Vocabulary):
         self._vocab = llm._model.vocab
         self._size = int(self._llama_cpp.llama_vocab_n_tokens(self._vocab))
         self._buf = ctypes.create_string_buffer(256)
+        self._buf_lock = threading.Lock()  # one buffer; remote oracles read tokens from their own thread
 
     @classmethod
     def from_file(cls, model: str | os.PathLike = "gemma3-270m") -> "LlamaVocabulary":
@@ -209,11 +210,12 @@ class LlamaVocabulary(Vocabulary):
         return self._size
 
     def _piece(self, i: int) -> str:
-        n = self._llama_cpp.llama_token_to_piece(self._vocab, i, self._buf, len(self._buf), 0, False)
-        if n < 0:  # longer than the buffer: grow it and ask again
-            self._buf = ctypes.create_string_buffer(-n + 16)
+        with self._buf_lock:
             n = self._llama_cpp.llama_token_to_piece(self._vocab, i, self._buf, len(self._buf), 0, False)
-        return self._buf.raw[:n].decode("utf-8", errors="ignore")
+            if n < 0:  # longer than the buffer: grow it and ask again
+                self._buf = ctypes.create_string_buffer(-n + 16)
+                n = self._llama_cpp.llama_token_to_piece(self._vocab, i, self._buf, len(self._buf), 0, False)
+            return self._buf.raw[:n].decode("utf-8", errors="ignore")
 
     def token(self, id: int) -> str:
         return self._piece(self.check_id(id))

@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -497,6 +497,9 @@ def load_target(spec: str | os.PathLike) -> Dataset:
 
 
 # ---------------------------------------------------------------------- splits
+L = TypeVar("L", bound="TaskData")
+
+
 @dataclass(frozen=True)
 class SplitConfig:
     """Sizes of the validation and test splits (fractions in [0, 1), or counts ≥ 1) and
@@ -542,7 +545,7 @@ class Split:
     validation: np.ndarray
     test: np.ndarray
 
-    def apply(self, data: TaskData) -> tuple[TaskData, TaskData, TaskData]:
+    def apply(self, data: L) -> tuple[L, L, L]:
         """(train, validation, test) datasets."""
         return (data.subset(self.train, f"{data.name}-train"),
                 data.subset(self.validation, f"{data.name}-validation"),
@@ -574,7 +577,8 @@ def split(data: TaskData | np.ndarray, val: float | int = 0.1, test: float | int
     consecutive blocks — test first, then validation, then training — so the
     test split does not depend on the training size asked for.
 
-    ``data``: a labelled task (images or texts) or its labels. ``config`` overrides the other arguments.
+    ``data``: a Dataset, a :class:`~blackbox_rp.textdata.TextDataset`, or their labels.
+    ``config`` overrides the other arguments.
 
     >>> import numpy as np
     >>> y = np.array([0] * 6 + [1] * 4)
@@ -585,7 +589,8 @@ def split(data: TaskData | np.ndarray, val: float | int = 0.1, test: float | int
     ([0, 0, 0, 1, 1], [0, 1])
     """
     cfg = config if config is not None else SplitConfig(val=val, test=test, seed=seed, train=train)
-    y = np.asarray(data.y if isinstance(data, TaskData) else data)
+    # anything with labels ``.y`` (a Dataset, a TextDataset) splits by them; an array is the labels
+    y = np.asarray(data if isinstance(data, (np.ndarray, list, tuple)) else data.y)
     n_train, n_val, n_test = cfg.sizes(len(y))
     rng = np.random.default_rng(cfg.seed)
     classes = np.unique(y)
@@ -601,8 +606,7 @@ def split(data: TaskData | np.ndarray, val: float | int = 0.1, test: float | int
     return Split(train=parts[2], validation=parts[1], test=parts[0])
 
 
-def split_dataset(data: TaskData, sizes: Sequence[float] = (0.7, 0.1, 0.2),
-                  seed: int = 0) -> tuple[TaskData, TaskData, TaskData]:
+def split_dataset(data: L, sizes: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0) -> tuple[L, L, L]:
     """(train, validation, test) datasets from three fractions summing to 1 or three counts ≥ 1
     (counts may leave examples unused); stratified and deterministic as :func:`split`.
 

@@ -110,7 +110,7 @@ def _visual(*args, timeout=600):
 
 def test_a_cell_that_cannot_run_is_refused_before_any_query(tmp_path):
     out = _visual("--quick", "--mappings", "blm+,linear", "--refits", "joint", "--json-out", tmp_path / "r.json")
-    assert out.returncode != 0 and "cell lowdim/blm+/zo-adam/1000/default/joint cannot run" in out.stderr
+    assert out.returncode != 0 and "cell lowdim/blm+/zo-adam/2000/default/joint cannot run" in out.stderr
     assert "no parameters to train" in out.stderr and not (tmp_path / "r.json").exists()
 
 

@@ -36,6 +36,7 @@ class BudgetPlan:
     steps: int                # steps the budget (and max_steps) allow
     validated_step: int       # the last step a validation judges (0: only θ₀ is ever validated)
     spent: int                # train + validation queries the plan spends
+    fit_max_steps: int | None = None  # the max_steps the fit runs with (the plan may cap the configured one)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -63,44 +64,63 @@ def budget_plan(*, budget: int | None, max_steps: int | None, n_train: int, n_va
                              f"queries) and one validation pass ({n_val}); at least "
                              f"{n_train + 2 * n_val + per_step + reserve} pays for one step and its validation")
 
-    def affordable(n: int) -> bool:
-        return budget is None or budget - used >= n + reserve
+    def simulate(cap: int) -> tuple[int, int, int]:
+        """(steps, last validated step, queries used) of the fit loop under ``cap`` steps."""
+        spent = used
 
-    step = pos = validated = 0
-    cap = max_steps if max_steps is not None else (10**9 if budget is None else budget)
-    while step < cap:
-        if not affordable(per_step):
-            break
-        if pos + batch_size > n_train:
-            pos = 0
-            if epoch:
-                if not affordable(epoch):
-                    break
-                used += epoch
-        pos += min(batch_size, n_train)
-        used += paid
-        step += 1
-        if step % eval_every == 0:
-            if not affordable(n_val):
+        def affordable(n: int) -> bool:
+            return budget is None or budget - spent >= n + reserve
+
+        step = pos = validated = 0
+        while step < cap:
+            if not affordable(per_step):
                 break
-            used += n_val
+            if pos + batch_size > n_train:
+                pos = 0
+                if epoch:
+                    if not affordable(epoch):
+                        break
+                    spent += epoch
+            pos += min(batch_size, n_train)
+            spent += paid
+            step += 1
+            if step % eval_every == 0:
+                if not affordable(n_val):
+                    break
+                spent += n_val
+                validated = step
+        if step and validated != step and affordable(n_val):  # the closing validation of the last iterate
+            spent += n_val
             validated = step
-    if step and validated != step and affordable(n_val):  # the closing validation of the last iterate
-        used += n_val
-        validated = step
+        return step, validated, spent
+
+    cap = max_steps if max_steps is not None else (10**9 if budget is None else budget)
+    step, validated, used_all = simulate(cap)
+    fit_max_steps = max_steps
+    warnings = []
+    if budget is not None and step and validated < step:
+        # the loop would pay for steps no validation judges: cap the steps where the last one is validated
+        for c in range(step - 1, 0, -1):
+            s2, v2, u2 = simulate(c)
+            if v2 == s2:
+                warnings.append(f"steps capped at {s2} so that the last one is validated (the budget pays for "
+                                f"{step} steps, but the last {step - validated} would never be judged)")
+                step, validated, used_all, fit_max_steps = s2, v2, u2, s2
+                break
     plan = BudgetPlan(budget=budget, first_fit=n_train, validation=n_val, per_step=per_step, epoch_refit=epoch,
                       final_refit=reserve, steps=step, validated_step=validated,
-                      spent=used + (reserve if validated else 0), warnings=())
+                      spent=used_all + (reserve if validated else 0),
+                      fit_max_steps=fit_max_steps, warnings=())
     if budget is not None and validated == 0:
         raise BudgetTooSmall(
             f"budget {budget} (train + validation queries) cannot pay for a validated step: the mapping's first "
             f"fit takes {n_train}, a validation pass {n_val}, one step {per_step}, its validation {n_val}, and "
             f"{reserve} stay reserved for the final refit — at least {plan.minimum} queries. Raise the budget to "
             f"{plan.minimum} or more, or make the splits, the validation set (val_size) or the batch smaller")
-    warnings = []
     if step and validated < step:
         warnings.append(f"the last {step - validated} of {step} steps cannot be validated within the budget")
     if step and step < eval_every:
         warnings.append(f"the budget affords {step} steps, fewer than the evaluation interval ({eval_every}): "
                         f"only the closing validation judges the prompt")
     return BudgetPlan(**{**asdict(plan), "warnings": tuple(warnings)})
+

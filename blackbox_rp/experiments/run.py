@@ -123,8 +123,10 @@ def _baselines(cfg: RunConfig, oracle: Any, train: Any) -> list[dict[str, Any]]:
         skipped = None
         try:
             make_mapping(mapping, oracle.num_classes, train.num_classes).check(oracle)
-        except ExposureError as e:
-            skipped = f"skipped: exposure {oracle.exposure.key()} cannot support it ({e})"
+        except ExposureError:
+            need = make_mapping(mapping, oracle.num_classes, train.num_classes).needs
+            skipped = (f"skipped: it needs {need} outputs and the exposure {oracle.exposure.key()} "
+                       f"gives {oracle.level}")
         out.append({"name": name, "kind": kind, "mapping": mapping, "skipped": skipped})
     return out
 
@@ -158,15 +160,16 @@ def prepare(cfg: RunConfig, run_dir: Path) -> Prepared:
     from ..reprogram import Reprogrammer, recommended_optimizer_params
     from oracles.resolve import resolve_oracle
 
-    data = load_target(cfg.task.data)  # a missing dataset fails before the run directory is claimed
-    _claim(cfg, run_dir)
+    from ..cache import Journal
+
+    data = load_target(cfg.task.data)
     budgets = [Budget(max_queries=cfg.budget.queries, phases=("train", "validation"))] \
         if cfg.budget.queries is not None else []
     budgets += [Budget(max_queries=n, phases=(p,)) for p, n in (("baseline", cfg.budget.baseline),
                                                                ("test", cfg.budget.test)) if n is not None]
     o = cfg.oracle
     oracle = resolve_oracle(o.model, exposure=o.exposure, ledger=Ledger(budgets or None),
-                            journal=_journal_path(run_dir), max_batch=o.max_batch, api_key_env=o.api_key_env,
+                            journal=None, max_batch=o.max_batch, api_key_env=o.api_key_env,
                             wire=o.wire, openai=o.openai, timeout=o.timeout, seed=cfg.task.seed,
                             max_in_flight=o.max_in_flight)
     if oracle.input_spec.kind != "image":
@@ -187,6 +190,16 @@ def prepare(cfg: RunConfig, run_dir: Path) -> Prepared:
     plan = budget_plan(budget=cfg.budget.queries, max_steps=cfg.budget.max_steps, n_train=len(train), n_val=n_val,
                        batch_size=f.batch_size, queries_per_step=rp.optimizer.queries_per_step,
                        eval_every=f.eval_every, refit=rp.refit, final_refit=rp.config.final_refit)
+    if plan.fit_max_steps != cfg.budget.max_steps:  # the plan capped the steps: the last one gets validated
+        rp = Reprogrammer.build(cfg.transform.name, oracle, cfg.mapping.name, cfg.optimizer.name, train,
+                                out_size=size, seed=cfg.task.seed, transform_params=canvas,
+                                mapping_params=dict(cfg.mapping.params), optimizer_params=opt_params,
+                                loss=cfg.loss.name, loss_params=dict(cfg.loss.params), max_steps=plan.fit_max_steps,
+                                batch_size=f.batch_size, eval_every=f.eval_every, val_size=f.val_size, refit=f.refit,
+                                readout_lr=f.readout_lr)
+    # only a run that passed every check claims its directory (a refused one leaves nothing behind)
+    _claim(cfg, run_dir)
+    oracle.journal = Journal(_journal_path(run_dir))
     return Prepared(cfg, run_dir, oracle, data, train, val, test, size, canvas, rp, plan, _baselines(cfg, oracle, train))
 
 
@@ -295,6 +308,8 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
                                 for b in results_baselines},
         "seed": cfg.task.seed,
         "split": {"train": len(p.train), "validation": len(p.val), "test": len(p.test), "dataset": p.data.name},
+        "classes": list(p.data.classes),
+        "canvas": {"size": p.size, "image_size": p.canvas["image_size"]},
         "budget": {"queries": cfg.budget.queries, "max_steps": cfg.budget.max_steps,
                    "baseline": cfg.budget.baseline, "test": cfg.budget.test},
         "plan": plan.to_dict(),

@@ -235,8 +235,11 @@ def _progress(enabled: bool, total: int | None) -> Any:
     return tqdm(total=total, unit="q", desc="baselines", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
 
 
-def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Spend the queries: baselines, fit, test; write every file of the run directory."""
+def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] | None = None,
+            on_step: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Spend the queries: baselines, fit, test; write every file of the run directory.
+
+    ``on_step`` gets the fit's :class:`~blackbox_rp.reprogram.StepInfo` after every step."""
     from ..baselines import canvas_options, multiview_probe, output_only
 
     cfg, oracle, rp = p.cfg, p.oracle, p.rp
@@ -283,12 +286,14 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
             sync()
         bar.set_description("fit")
 
-        def on_step(info: Any) -> None:
+        def step_done(info: Any) -> None:
             sync()
             if info.val_accuracy is not None:
                 bar.set_postfix(val=f"{100 * info.val_accuracy:.1f}%")
+            if on_step is not None:
+                on_step(info)
 
-        fit = rp.fit(p.train, p.val, callback=on_step)
+        fit = rp.fit(p.train, p.val, callback=step_done)
         sync()
         bar.set_description("test")
         test_eval = rp.evaluate(p.test)
@@ -330,8 +335,9 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
     plot_curve(results, p.run_dir / "learning_curve.png")
     if oracle.journal is not None:
         oracle.journal.close()
-    _atomic_write(p.run_dir / "results.json", json.dumps(results, indent=2, default=float))
-    return results
+    text = json.dumps(results, indent=2, default=float)
+    _atomic_write(p.run_dir / "results.json", text)
+    return json.loads(text)  # what the file holds, so a read-back run returns the same object
 
 
 def _config_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -418,12 +424,12 @@ def read_results(run_dir: Path) -> dict[str, Any]:
 
 
 def run(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True,
-        echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+        echo: Callable[[str], None] | None = None, on_step: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Run ``cfg`` in ``run_dir``; a finished run is read back, an unfinished one replays from its journal."""
     run_dir = Path(run_dir)
     if is_finished(run_dir) and (run_dir / "config.toml").exists() and load(run_dir / "config.toml") == cfg:
         return read_results(run_dir)
-    return execute(prepare(cfg, run_dir), progress=progress, echo=echo)
+    return execute(prepare(cfg, run_dir), progress=progress, echo=echo, on_step=on_step)
 
 
 def resume(run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:

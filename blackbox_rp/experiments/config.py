@@ -332,7 +332,7 @@ def from_dict(data: Mapping[str, Any], cls: type = RunConfig, path: str = "") ->
             if section in _PARAM_SECTIONS and "params" in fields:
                 params[key] = tuple(value) if isinstance(value, list) else value
                 continue
-            accepted = ", ".join(sorted(fields))
+            accepted = ", ".join(f.name for f in dataclasses.fields(cls))
             raise ConfigError(f"unknown key {full} (= {value!r}); accepted keys of [{path or 'the config'}]: "
                               f"{accepted}" if path else f"unknown section [{key}]; accepted sections: {accepted}")
         tp = hints[key]

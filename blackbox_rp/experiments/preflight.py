@@ -119,7 +119,7 @@ def budget_plan(*, budget: int | None, max_steps: int | None, n_train: int, n_va
             f"{plan.minimum} or more, or make the splits, the validation set (val_size) or the batch smaller")
     if step and validated < step:
         warnings.append(f"the last {step - validated} of {step} steps cannot be validated within the budget")
-    if step and step < eval_every:
+    if budget is not None and step and step < eval_every and (max_steps is None or step < max_steps):
         warnings.append(f"the budget affords {step} steps, fewer than the evaluation interval ({eval_every}): "
                         f"only the closing validation judges the prompt")
     return BudgetPlan(**{**asdict(plan), "warnings": tuple(warnings)})

@@ -33,7 +33,7 @@ DEMO = {
     "optimizer": {"name": "zo-adam"},
     "budget": {"queries": 15000},
     "fit": {"batch_size": 64, "eval_every": 10},
-    "baselines": {"zero_shot_mapping": "flm", "probe_views": [32, 48, 64]},
+    "baselines": {"no_prompt_mapping": "flm", "probe_views": [32, 48, 64]},
 }
 #: --quick: the same path on a few hundred images and a few hundred queries
 QUICK = {"task": {"split": [200, 100, 100]}, "budget": {"queries": 1500}, "fit": {"eval_every": 2, "batch_size": 32},

@@ -237,7 +237,7 @@ class BaselinesConfig:
     """The no-prompt baselines measured beside the run (each skipped, and said so, if the exposure
     cannot support it) and the optional white-box ceiling."""
 
-    zero_shot_mapping: str | None = None
+    no_prompt_mapping: str | None = None
     linear_probe: bool = True
     probe_views: tuple[int, ...] = ()
     whitebox_steps: int = 0
@@ -245,8 +245,8 @@ class BaselinesConfig:
     def __post_init__(self) -> None:
         from ..mapping import MAPPINGS
 
-        if self.zero_shot_mapping is not None:
-            _check_name("baselines.zero_shot_mapping", self.zero_shot_mapping, MAPPINGS)
+        if self.no_prompt_mapping is not None:
+            _check_name("baselines.no_prompt_mapping", self.no_prompt_mapping, MAPPINGS)
         if any(v < 1 for v in self.probe_views):
             _fail("baselines.probe_views", list(self.probe_views), "image sizes in pixels")
         if self.whitebox_steps < 0:

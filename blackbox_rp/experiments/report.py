@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -165,7 +166,8 @@ def plot_report(runs: list[dict[str, Any]], rows: list[dict[str, Any]], path: Pa
         if not ys:
             continue
         ys = np.array(ys)
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # grid points before a run's first validation are NaN on purpose
+            warnings.simplefilter("ignore", RuntimeWarning)
             m = np.nanmean(ys, axis=0)
             sd = np.nanstd(ys, axis=0)
         ax.plot(grid, m, color=color, label=f"{label} (n={len(rs)})")

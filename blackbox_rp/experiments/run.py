@@ -108,10 +108,13 @@ def _baselines(cfg: RunConfig, oracle: Any, train: Any) -> list[dict[str, Any]]:
     from ..exposure import ExposureError
     from ..mapping import make_mapping
 
-    wanted: list[tuple[str, str, str]] = [(f"no prompt + {cfg.mapping.name} mapping", "no-prompt", cfg.mapping.name)]
-    zs = cfg.baselines.zero_shot_mapping
+    def named(m: str) -> str:
+        return "no prompt + linear probe" if m == "linear" else f"no prompt + {m} mapping"
+
+    wanted: list[tuple[str, str, str]] = [(named(cfg.mapping.name), "no-prompt", cfg.mapping.name)]
+    zs = cfg.baselines.no_prompt_mapping
     if zs is not None and zs != cfg.mapping.name:
-        wanted.append((f"no prompt + {zs} mapping", "no-prompt", zs))
+        wanted.append((named(zs), "no-prompt", zs))
     if cfg.baselines.linear_probe and "linear" not in (cfg.mapping.name, zs):
         wanted.append(("no prompt + linear probe", "no-prompt", "linear"))
     if cfg.baselines.probe_views:

@@ -100,3 +100,16 @@ def test_unreachable_url_wrong_key_and_missing_key_fail_before_any_query(tmp_pat
                  "--out", str(tmp_path / "c")]) == 2
     assert "BBRP_NOT_SET_ANYWHERE is not set" in capsys.readouterr().err
     assert server.stats.get("answered_inputs", 0) == 0
+
+
+def test_query_resolves_a_served_model_like_every_command(tmp_path, server, monkeypatch, capsys):
+    monkeypatch.setenv("BBRP_EXP_KEY", KEY)
+    x = (np.random.default_rng(0).random((6, 28, 28)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "x.npz", x=x)
+    assert main(["query", str(tmp_path / "x.npz"), "--model", "fmnist-cnn", "--exposure", "label", "--json"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert main(["query", str(tmp_path / "x.npz"), "--model", server.url, "--api-key-env", "BBRP_EXP_KEY",
+                 "--exposure", "label", "--json"]) == 0
+    remote = json.loads(capsys.readouterr().out)
+    assert [a["label"] for a in remote["answers"]] == [a["label"] for a in local["answers"]]
+    assert remote["oracle"]["identity"].startswith("http:torch:fmnist-cnn@")

@@ -79,6 +79,7 @@ def test_dask_local_cluster_gives_the_rows_of_local_processes_and_restarts_skip_
     with open(tmp_path / "rep" / "runs.csv") as fh:
         rows = list(csv.DictReader(fh))
     by_dir = {r["run_dir"]: r for r in runs}
+    assert set(by_dir) == {p.parent.name for p in (tmp_path / "local").glob("*/results.json")}
     assert len(rows) == 4
     for row in rows:
         r = by_dir[row["run_dir"]]

@@ -35,9 +35,10 @@ def collect(root: str | Path) -> list[dict[str, Any]]:
     from .run import read_results
 
     runs = []
-    for path in sorted(Path(root).rglob("results.json")):
+    root = Path(root)
+    for path in sorted(root.rglob("results.json")):
         r = read_results(path.parent)
-        r["run_dir"] = str(path.parent)
+        r["run_dir"] = str(path.parent.relative_to(root)) or "."
         runs.append(r)
     if not runs:
         raise FileNotFoundError(f"no finished run (results.json) under {root}")
@@ -195,7 +196,7 @@ def plot_report(runs: list[dict[str, Any]], rows: list[dict[str, Any]], path: Pa
     bx.set_xlim(0, 100)
     bx.set_xlabel("test accuracy (%)")
     bx.set_title("test: prompt (bars, ± sd) and baselines (markers)", fontsize=10)
-    bx.legend(fontsize=6, loc="lower right")
+    bx.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -71,9 +71,11 @@ REFIT_CHOICES = LazyChoices(_refit_names)
 def run_and_print(cfg: Any, run_dir: Path, *, progress: bool) -> dict[str, Any]:
     """Run ``cfg`` in ``run_dir`` (the one code path of ``reprogram``, ``run``, ``demo`` and ``resume``)
     and print the summary lines."""
+    import sys
+
     from blackbox_rp.experiments.run import run, summary_lines
 
-    results = run(cfg, run_dir, progress=progress)
+    results = run(cfg, run_dir, progress=progress, echo=lambda s: print(s, file=sys.stderr))
     for line in summary_lines(results, run_dir):
         print(line)
     return results

@@ -246,7 +246,7 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
     from ..baselines import canvas_options, multiview_probe, output_only
 
     cfg, oracle, rp = p.cfg, p.oracle, p.rp
-    echo = echo or (lambda s: print(s, file=sys.stderr))
+    echo = echo or logger.info  # the CLI passes one that prints
     t0 = time.monotonic()
     (p.run_dir / "environment.json").write_text(json.dumps(environment(), indent=2))
     echo(f"run {p.run_dir}: {oracle.identity} -> {p.data.name} ({p.data.num_classes} classes); split "

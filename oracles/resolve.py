@@ -186,6 +186,11 @@ def resolve_oracle(model: str | os.PathLike | Oracle, *, exposure: Any = None, l
         made = import_factory(spec)
         if isinstance(made, Oracle):
             return _attach(made, exposure, ledger, journal)
+        import torch
+
+        if not isinstance(made, torch.nn.Module):
+            raise ValueError(f"{spec} returned {type(made).__name__}; a model factory returns a torch.nn.Module "
+                             f"or an Oracle")
         return TorchOracle(made, name=spec, **common)
     raise ValueError(f"model {spec!r} is neither a bundled model ({', '.join(sorted(MODELS))}), a text model "
                      f"({', '.join(sorted(TEXT_MODELS))}), an existing TorchScript file, 'package.module:factory', "

@@ -26,8 +26,10 @@ def test_grid_expansion_is_checked_before_any_query():
     assert len(expand(BASE, GRID, 3)) == 6
     with pytest.raises(ValueError, match="mapping.name = 'nope' is not accepted"):
         expand(BASE, {"mapping.name": ["flm", "nope"]}, 1)
-    with pytest.raises(ValueError, match="unknown key optimizer.nmae|unknown key"):
+    with pytest.raises(ValueError, match="unknown key budget.querys"):
         expand(BASE, {"budget.querys": [1]}, 1)
+    with pytest.raises(ValueError, match="names point mapping.name=flm,seed=0 twice"):
+        expand(BASE, {"mapping.name": ["flm", "flm"]}, 1)
 
 
 @pytest.mark.slow

@@ -67,6 +67,9 @@ def expand(tree: Mapping[str, Any], grid: Mapping[str, Sequence[Any]], seeds: in
             sets["task.seed"] = seed
             name = ",".join(f"{k}={_slug(v)}" for k, v in sets.items() if k != "task.seed") + \
                 (f",seed={seed}" if keys else f"seed={seed}")
+            if any(name == n for n, _ in out):
+                raise ConfigError(f"the grid names point {name} twice; give each value once (two runs of one "
+                                  f"point would share a run directory and its journal)")
             t = apply_overrides(tree, sets)
             from_dict(t)  # a bad grid value is refused now, naming the key
             out.append((name, t))

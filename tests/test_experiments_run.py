@@ -78,3 +78,24 @@ def test_a_finished_run_is_read_back_and_a_directory_holds_one_config(tmp_path):
     (tmp_path / "junk" / "x.txt").write_text("x")
     with pytest.raises(RunDirError, match="not a run directory"):
         run(cfg, tmp_path / "junk", progress=False)
+
+
+def test_the_plot_keeps_validation_and_test_apart_and_every_line_visible(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from blackbox_rp.experiments.run import curve_figure, run
+
+    cfg = from_dict({**TREE, "budget": {"queries": 2000, "max_steps": 1}, "fit": {"batch_size": 16, "eval_every": 5}})
+    r = run(cfg, tmp_path / "r", progress=False, echo=lambda s: None)
+    fig = curve_figure(r)
+    ax, bx = fig.axes
+    assert "validation" in ax.get_ylabel() and "test" in bx.get_xlabel()
+    assert ax.get_ylim() == (0, 102) and bx.get_xlim() == (0, 100)
+    xs = ax.lines[0].get_xdata()
+    assert len(xs) == len(r["curve"]) == 2 and ax.get_xlim()[0] < min(xs) <= max(xs) < ax.get_xlim()[1]
+    assert all(0 <= y <= 100 for y in ax.lines[0].get_ydata())
+    bars = [p.get_width() for p in bx.patches]
+    shown = [r["test_accuracy"]] + [b["accuracy"] for b in r["baselines"] if b["accuracy"] is not None]
+    assert bars == pytest.approx([100 * v for v in shown])
+    assert [t.get_text() for t in bx.get_yticklabels()][0] == "prompt (selected)"
+    plt.close(fig)

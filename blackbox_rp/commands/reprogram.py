@@ -103,8 +103,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--readout-lr", type=float, default=1e-3,
                    help="Adam step size of the joint readout (--refit joint; default 0.001)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
-                   help="optimizer parameter (repeatable); without any, the measured settings for the "
-                        "optimizer and mapping (blackbox_rp.reprogram.RECOMMENDED_OPTIMIZER_PARAMS)")
+                   help="optimizer parameter (repeatable), laid over the measured settings for the optimizer and "
+                        "mapping (blackbox_rp.reprogram.RECOMMENDED_OPTIMIZER_PARAMS)")
     p.add_argument("--transform-param", action="append", metavar="KEY=VALUE", help="transform parameter")
     p.add_argument("--mapping-param", action="append", metavar="KEY=VALUE", help="mapping parameter")
     p.add_argument("--whitebox-steps", type=int, default=0,

@@ -48,9 +48,14 @@ def apply_run(run_dir: str | Path, data: Any, *, model: str | None = None, api_k
     m = make_mapping(cfg.mapping.name, oracle.num_classes, state["num_target"], seed=cfg.task.seed,
                      **dict(cfg.mapping.params))
     m.load_state_dict(state)
+    from .run import _close
+
     preds = []
-    for s in range(0, len(data), batch):
-        preds.append(m.predict(oracle(t(theta, data.x[s:s + batch]), phase="apply")))
+    try:
+        for s in range(0, len(data), batch):
+            preds.append(m.predict(oracle(t(theta, data.x[s:s + batch]), phase="apply")))
+    finally:
+        _close(oracle)
     pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
     counts = oracle.ledger.counts("apply")
     return {"pred": pred, "classes": results["classes"], "queries": counts.queries, "calls": counts.calls,

@@ -336,11 +336,20 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
     np.save(p.run_dir / "theta.npy", fit.theta)
     _save_mapping(rp.mapping, p.run_dir / "mapping.npz")
     plot_curve(results, p.run_dir / "learning_curve.png")
-    if oracle.journal is not None:
-        oracle.journal.close()
+    _close(oracle)
     text = json.dumps(results, indent=2, default=float)
     _atomic_write(p.run_dir / "results.json", text)
     return json.loads(text)  # what the file holds, so a read-back run returns the same object
+
+
+def _close(oracle: Any) -> None:
+    """Close the journal and, for a remote oracle, its connection pool and event-loop thread."""
+    from oracles.remote import AsyncRemoteOracle
+
+    if isinstance(oracle, AsyncRemoteOracle):
+        oracle.close()
+    if oracle.journal is not None:
+        oracle.journal.close()
 
 
 def _config_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -372,6 +381,15 @@ def _whitebox(p: Prepared) -> dict[str, Any]:
 
 
 def plot_curve(results: dict[str, Any], path: Path) -> None:
+    """Write :func:`curve_figure` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = curve_figure(results)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def curve_figure(results: dict[str, Any]) -> Any:
     """Validation accuracy against queries (left) and the test accuracies beside the baselines (right):
     validation and test never share an unlabeled axis; every line stays inside [0, 100]%."""
     import matplotlib
@@ -410,8 +428,7 @@ def plot_curve(results: dict[str, Any], path: Path) -> None:
                  f"{results['config']['mapping']['name']}, {results['config']['optimizer']['name']}: "
                  f"{results['oracle']['identity'].split('@')[0]} → {results['split']['dataset']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 def is_finished(run_dir: Path) -> bool:

@@ -110,3 +110,27 @@ def test_report_cli_prints_the_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| all runs | 2 |" in out and "gain over it (paired, points)" in out
     assert summarize(collect(tmp_path))[0]["seeds"] == [0, 1]
+
+
+@pytest.mark.slow
+def test_sweep_cli_runs_the_grid_then_skips_it_and_says_so(tmp_path, capsys):
+    cfg = tmp_path / "base.toml"
+    cfg.write_text('[task]\ndata = "digits"\nsplit = [120, 60, 60]\n[oracle]\nmodel = "fmnist-cnn"\n'
+                   '[mapping]\nname = "flm"\n[optimizer]\nname = "spsa-gc"\n[budget]\nqueries = 3000\nmax_steps = 1\n'
+                   '[fit]\nbatch_size = 8\neval_every = 1\n')
+    args = ["sweep", str(cfg), "--grid", "mapping.name=flm,blm", "--seeds", "1", "--workers", "2",
+            "--out", str(tmp_path / "s")]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert "2 runs (2 run now, 0 already finished)" in out.out and "sweep" in out.err
+    assert main(args) == 0
+    assert "2 runs (0 run now, 2 already finished)" in capsys.readouterr().out
+    assert main(["sweep", str(cfg), "--grid", "mapping.name=flm", "--executor", "ray://x", "--out",
+                 str(tmp_path / "t")]) == 2
+    assert "expected local or dask://HOST:PORT" in capsys.readouterr().err
+    # every point is built before any run: a parameter the mapping lacks, a budget too small for a point
+    assert main(["sweep", str(cfg), "--grid", "mapping.nme=1,2", "--out", str(tmp_path / "u")]) == 2
+    err = capsys.readouterr().err
+    assert "sweep point mapping.nme=1,seed=0 cannot run" in err and not (tmp_path / "u").exists()
+    assert main(["sweep", str(cfg), "--grid", "budget.queries=3000,200", "--out", str(tmp_path / "v")]) == 2
+    assert "sweep point budget.queries=200,seed=0 cannot run: budget 200" in capsys.readouterr().err

@@ -90,7 +90,7 @@ class Prepared:
     """Everything a run needs, built and checked without a query."""
 
     cfg: RunConfig
-    run_dir: Path
+    run_dir: Path | None
     oracle: Any
     data: Any
     train: Any
@@ -156,8 +156,10 @@ def _claim(cfg: RunConfig, run_dir: Path) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def prepare(cfg: RunConfig, run_dir: Path) -> Prepared:
-    """Resolve the oracle, load and split the data, build the reprogrammer and plan the budget: no query."""
+def prepare(cfg: RunConfig, run_dir: Path | None) -> Prepared:
+    """Resolve the oracle, load and split the data, build the reprogrammer and plan the budget: no query.
+
+    ``run_dir`` None only checks (nothing is written; a sweep checks every point this way first)."""
     from ..data import load_target, split_dataset
     from ..ledger import Budget, Ledger
     from ..reprogram import Reprogrammer, recommended_optimizer_params
@@ -201,8 +203,11 @@ def prepare(cfg: RunConfig, run_dir: Path) -> Prepared:
                                 batch_size=f.batch_size, eval_every=f.eval_every, val_size=f.val_size, refit=f.refit,
                                 readout_lr=f.readout_lr)
     # only a run that passed every check claims its directory (a refused one leaves nothing behind)
-    _claim(cfg, run_dir)
-    oracle.journal = Journal(_journal_path(run_dir))
+    if run_dir is not None:
+        _claim(cfg, run_dir)
+        oracle.journal = Journal(_journal_path(run_dir))
+    else:
+        _close(oracle)
     return Prepared(cfg, run_dir, oracle, data, train, val, test, size, canvas, rp, plan, _baselines(cfg, oracle, train))
 
 

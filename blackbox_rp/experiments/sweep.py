@@ -98,6 +98,24 @@ def run_point(tree: dict[str, Any], run_dir: str, name: str, torch_threads: int 
     return row_of(results, name)
 
 
+def check_points(points: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Build every point's run without a query (oracle, data, components, budget plan), once per config
+    up to the seed: a point that cannot run is refused, naming it, before any run starts."""
+    from .run import prepare
+
+    seen = set()
+    for name, t in points:
+        key = json.dumps({k: v for k, v in t.items() if k != "task"} | {"task": {**t.get("task", {}), "seed": 0}},
+                         sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            prepare(from_dict(t), None)
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise ConfigError(f"sweep point {name} cannot run: {e}") from None
+
+
 def make_executor(spec: str | None, max_workers: int | None) -> tuple[Executor, Callable[[], None]]:
     """``None``/``local`` → processes; ``dask://HOST:PORT`` → a Dask distributed client's executor."""
     if spec in (None, "local"):
@@ -131,7 +149,6 @@ def sweep(tree: Mapping[str, Any], out: str | Path, grid: Mapping[str, Sequence[
     from .run import is_finished, read_results
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     points = expand(tree, grid, seeds)
     rows: dict[str, dict[str, Any]] = {}
     todo = []
@@ -143,6 +160,8 @@ def sweep(tree: Mapping[str, Any], out: str | Path, grid: Mapping[str, Sequence[
                 on_done(rows[name], True)
         else:
             todo.append((name, t))
+    check_points(todo)
+    out.mkdir(parents=True, exist_ok=True)
     close = None
     if todo:
         if executor is None:

@@ -214,6 +214,13 @@ class BudgetPlan:
                 spent += self.validation
         return n
 
+    def spend(self, steps: int) -> int:
+        """Train + validation queries of a fit that takes ``steps`` steps: θ₀'s fit and validation, the steps
+        with their epoch refits, a validation every ``eval_every`` steps and after the last, the final refit."""
+        total = self.first_fit + self.validation + sum(self.step_cost(n) for n in range(steps))
+        total += self.validation * (steps // self.eval_every + (1 if steps % self.eval_every else 0))
+        return total + (self.final_refit if steps else 0)
+
     def check(self, budget: int | None) -> None:
         """Refuse, before any query, a budget that cannot pay for one step and its validation."""
         if budget is not None and budget < self.minimum:

@@ -134,26 +134,10 @@ class _Bucket:
 
 
 def resolve_oracle(spec: str | Oracle, **kwargs: Any) -> Oracle:
-    """An oracle from an instance, a text model name, a bundled torch model, a TorchScript file or ``module:factory``."""
-    if isinstance(spec, Oracle):
-        return spec
-    from .text_models import TEXT_MODELS
+    """The model a server holds: any spec :func:`oracles.resolve.resolve_oracle` knows (the one resolver)."""
+    from .resolve import resolve_oracle as resolve
 
-    if spec in TEXT_MODELS:
-        return TEXT_MODELS[spec](**kwargs)
-    if isinstance(spec, str) and ":" in spec and not spec.startswith(("/", ".")):
-        import importlib
-
-        mod, _, attr = spec.partition(":")
-        try:
-            made = getattr(importlib.import_module(mod), attr)()
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"cannot import {spec!r} ({e}); expected 'package.module:factory'") from e
-        if isinstance(made, Oracle):
-            return made
-    from .torch_oracle import TorchOracle
-
-    return TorchOracle(spec, **kwargs)
+    return resolve(spec, **kwargs)
 
 
 def _key_id(key: str) -> str:

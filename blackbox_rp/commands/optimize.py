@@ -74,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        for k, v in out.items():
-            print(f"{k:>22}: {v}")
+        for key, value in out.items():
+            print(f"{key:>22}: {value}")
     return 0

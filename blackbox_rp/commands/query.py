@@ -20,11 +20,15 @@ HELP = "query an oracle with images or an .npz and print the response and the le
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="*", type=v.existing_file, help="image files or one .npz with array x")
     p.add_argument("--model", default="efficientnet-lite0",
-                   help="bundled model name (see `blackbox-rp models`), TorchScript file, or module:factory")
+                   help="bundled model name (see `blackbox-rp models`), TorchScript file, module:factory, or the "
+                        "URL of a `blackbox-rp serve` server (default efficientnet-lite0)")
+    p.add_argument("--api-key-env", default=None,
+                   help="NAME of the environment variable holding the API key of a remote --model")
     p.add_argument("--exposure", default="top5", type=v.exposure,
                    help="what the oracle shows: probs, logits, label, top<k> (top5), rounded<n> (rounded2)")
     p.add_argument("--sample-images", action="store_true", help="use scikit-learn's sample photos")
-    p.add_argument("--size", type=v.positive_int, default=224, help="resize images to SIZE x SIZE (default 224)")
+    p.add_argument("--size", type=v.positive_int, default=None,
+                   help="resize images to SIZE x SIZE (default: the model's input size if fixed, else 224)")
     p.add_argument("--journal", type=v.journal_path, default=None, help="SQLite journal file (cache + audit log)")
     p.add_argument("--max-queries", type=v.positive_int, default=None,
                    help="query budget for this command (default: unlimited)")
@@ -64,11 +68,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from blackbox_rp import Budget, Ledger
-    from oracles import TorchOracle
+    from oracles.resolve import resolve_oracle
 
     ledger = Ledger(Budget(max_queries=args.max_queries) if args.max_queries is not None else None)
-    oracle = TorchOracle(args.model, exposure=args.exposure, ledger=ledger, journal=args.journal)
+    oracle = resolve_oracle(args.model, exposure=args.exposure, ledger=ledger, journal=args.journal,
+                            api_key_env=args.api_key_env)
+    if oracle.input_spec.kind != "image":
+        raise ValueError(f"model {args.model} takes {oracle.input_spec.describe()}; `query` sends images")
     channels = oracle.input_spec.channels or 3
+    args.size = args.size or oracle.input_spec.height or 224
     names: list[str]
     if args.sample_images:
         from PIL import Image

@@ -24,7 +24,7 @@ BASE = '[task]\ndata = "digits"\n[oracle]\nmodel = "fmnist-cnn"\n[budget]\nqueri
     ('[budget]\nqueries = true', "budget.queries = True is not accepted; expected"),
     ('[optimizer]\nname = "ng:"\n[budget]\nmax_steps=1', None),
     ('[optimizer]\nname = "adamw"', "optimizer.name = 'adamw' is not accepted; expected one of "),
-    ('[mapping]\nname = "nope"', "mapping.name = 'nope' is not accepted; expected one of blm, blm+, flm"),
+    ('[mapping]\nname = "nope"', "mapping.name = 'nope' is not accepted; expected one of blm, blm+, derangement, flm"),
     ('[oracle]\nexposure = "top0"', "oracle.exposure = 'top0' is not accepted"),
     ('[oracle]\nmodel = "fmnist-cnn"\napi_key_env = "sk-123 secret"', "the NAME of an environment variable"),
     ('[oracle]\nmodel = "fmnist-cnn"\napi_key_env = "KEY"', "an http(s):// URL when wire, openai or api_key_env"),

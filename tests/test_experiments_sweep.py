@@ -133,4 +133,4 @@ def test_sweep_cli_runs_the_grid_then_skips_it_and_says_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "sweep point mapping.nme=1,seed=0 cannot run" in err and not (tmp_path / "u").exists()
     assert main(["sweep", str(cfg), "--grid", "budget.queries=3000,200", "--out", str(tmp_path / "v")]) == 2
-    assert "sweep point budget.queries=200,seed=0 cannot run: budget 200" in capsys.readouterr().err
+    assert "sweep point budget.queries=200,seed=0 cannot run: a budget of 200" in capsys.readouterr().err

@@ -81,8 +81,9 @@ def test_errors_found_after_parsing_say_what_to_do_before_any_query(tmp_path, ca
     assert "cannot" in err and "at least" in err and "not fitted" not in err
     assert not out.exists(), "refused before any query: nothing written"
     (tmp_path / "file").write_text("x")
-    assert main(FAST + ["--steps", "1", "--out", str(tmp_path / "file")]) == 2
-    assert "is a file; give a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # checked while parsing, naming the option
+        main(FAST + ["--steps", "1", "--out", str(tmp_path / "file")])
+    assert e.value.code == 2 and "argument --out" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mapping", ["identity", "rlm", "flm", "ilm", "blm"])

@@ -22,7 +22,7 @@ from typing import Callable
 
 __all__ = ["integer", "positive_int", "non_negative_int", "seed", "port", "number", "positive_float",
            "non_negative_float", "probability", "host", "exposure", "journal_path", "existing_journal",
-           "existing_file", "out_dir", "sizes", "split"]
+           "existing_file", "existing_dir", "out_file", "out_dir", "sizes", "split"]
 
 Bad = argparse.ArgumentTypeError
 
@@ -140,6 +140,25 @@ def existing_file(text: str) -> Path:
         raise Bad(f"{text!r} is a folder; give the files in it")
     if not p.exists():
         raise Bad(f"{text!r} does not exist")
+    return p
+
+
+def existing_dir(text: str) -> Path:
+    """An input folder that exists (a run or sweep directory)."""
+    p = Path(text)
+    if not p.exists():
+        raise Bad(f"{text!r} does not exist")
+    if not p.is_dir():
+        raise Bad(f"{text!r} is a file; give the folder (a run or sweep directory)")
+    return p
+
+
+def out_file(text: str) -> Path:
+    """An output file: not a folder, and its folder can be created."""
+    p = Path(text)
+    if p.is_dir():
+        raise Bad(f"{text!r} is a folder; give a file name")
+    _parents_are_folders(p, text)
     return p
 
 

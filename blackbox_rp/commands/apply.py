@@ -11,18 +11,18 @@ example:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from . import _values as v
 HELP = "apply a finished run's prompt and mapping to new inputs (predictions CSV, queries spent)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", type=Path, help="a finished run directory")
+    p.add_argument("run_dir", type=v.existing_dir, help="a finished run directory")
     p.add_argument("--data", required=True, help="inputs: bundled dataset name, .npz, CSV or image folder")
-    p.add_argument("--out", type=Path, default=None, help="predictions CSV (default RUN_DIR/predictions.csv)")
+    p.add_argument("--out", type=v.out_file, default=None, help="predictions CSV (default RUN_DIR/predictions.csv)")
     p.add_argument("--model", default=None, help="another oracle spec holding the run's model (default: the run's)")
     p.add_argument("--api-key-env", default=None, help="NAME of the variable holding the key of a remote --model")
-    p.add_argument("--limit", type=int, default=None, help="only the first N inputs")
+    p.add_argument("--limit", type=v.positive_int, default=None, help="only the first N inputs")
 
 
 def run(args: argparse.Namespace) -> int:

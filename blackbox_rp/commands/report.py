@@ -8,16 +8,16 @@ curves with seed bands; test accuracy beside the baselines).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from . import _values as v
 HELP = "report on the runs under a directory (table, CSV, PNG)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dir", type=Path, help="a sweep directory (or any directory holding run directories)")
-    p.add_argument("--target", type=float, default=None,
+    p.add_argument("dir", type=v.existing_dir, help="a sweep directory (or any directory holding run directories)")
+    p.add_argument("--target", type=v.number(0.0, 1.0, what="an accuracy (a fraction)"), default=None,
                    help="validation accuracy (0-1) whose first crossing is reported in queries, e.g. 0.5")
-    p.add_argument("--out", type=Path, default=None, help="where to write the files (default DIR)")
+    p.add_argument("--out", type=v.out_dir, default=None, help="where to write the files (default DIR)")
 
 
 def run(args: argparse.Namespace) -> int:

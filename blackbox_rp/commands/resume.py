@@ -8,13 +8,13 @@ A finished run is only read back.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from . import _values as v
 HELP = "resume a killed run from its run directory (its journal answers what was paid for)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", type=Path, help="the run directory (holds config.toml and journal.sqlite)")
+    p.add_argument("run_dir", type=v.existing_dir, help="the run directory (holds config.toml and journal.sqlite)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -13,18 +13,18 @@ example:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from . import _values as v
 from ._reprogram_run import default_run_dir, run_and_print
 
 HELP = "run one experiment from a TOML config (--set SECTION.KEY=VALUE overrides)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", type=Path, help="TOML config file")
+    p.add_argument("config", type=v.existing_file, help="TOML config file")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config key, e.g. optimizer.lr=0.01 (repeatable)")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=v.out_dir, default=None,
                    help="run directory (default runs/<config name>-<hash of the config>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

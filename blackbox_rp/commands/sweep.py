@@ -17,21 +17,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import _values as v
 HELP = "run a grid x seeds of a config (local processes or a Dask cluster); finished runs are skipped"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", type=Path, help="TOML config file (the base of every point)")
+    p.add_argument("config", type=v.existing_file, help="TOML config file (the base of every point)")
     p.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2",
                    help="a key and its values (repeatable; the sweep is their product)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per grid point (default 1)")
+    p.add_argument("--seeds", type=v.positive_int, default=1, help="seeds 0..N-1 per grid point (default 1)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a key of the base config")
-    p.add_argument("--out", type=Path, default=None, help="sweep directory (default runs/sweep-<config name>)")
+    p.add_argument("--out", type=v.out_dir, default=None, help="sweep directory (default runs/sweep-<config name>)")
     p.add_argument("--executor", default="local",
                    help="local (processes, default) or dask://HOST:PORT (a Dask distributed scheduler)")
-    p.add_argument("--workers", type=int, default=None, help="local processes (default: CPU count)")
-    p.add_argument("--torch-threads", type=int, default=1, help="torch threads per run (default 1)")
+    p.add_argument("--workers", type=v.positive_int, default=None, help="local processes (default: CPU count)")
+    p.add_argument("--torch-threads", type=v.positive_int, default=1, help="torch threads per run (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

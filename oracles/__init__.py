@@ -1,4 +1,5 @@
-"""Concrete oracles: a local torch model, and (with the ``remote`` extra) HTTP and OpenAI-compatible APIs.
+"""Concrete oracles: a local torch model, a local language model through llama.cpp (the ``text`` extra),
+and (with the ``remote`` extra) HTTP and OpenAI-compatible APIs.
 
 This package imports :mod:`blackbox_rp`; the core never imports it at module level.
 The remote oracles and the server are imported on first use, so ``import oracles``
@@ -15,7 +16,8 @@ from .torch_oracle import TorchOracle
 
 _LAZY = {
     "HTTPOracle": "http_oracle", "WireSchema": "http_oracle",
-    "OpenAIOracle": "openai_oracle", "OpenAIConfig": "openai_oracle",
+    "OpenAIOracle": "openai_oracle", "OpenAIConfig": "openai_oracle", "OpenAITokenOracle": "openai_oracle",
+    "LlamaCppOracle": "llama_cpp_oracle", "LlamaVocabulary": "llama_cpp_oracle",
     "OracleServer": "server", "ServerConfig": "server", "build_app": "server",
     "FaultConfig": "faults", "RetryPolicy": "remote", "Secret": "remote",
     "TextClassifierOracle": "text_models", "TEXT_MODELS": "text_models",

@@ -13,6 +13,11 @@ Three modes turn a language or embedding model into a class-score oracle:
   With ``logprobs=False`` only the generated text is read: a label-only oracle.
 * ``"embeddings"`` — class scores from the cosine similarity of the input's
   embedding to the embeddings of label phrases, softmax with a temperature.
+* ``"tokens"`` — no verbalizer: :class:`OpenAITokenOracle` answers with the
+  **next-token distribution** itself, a top-k response over the model's whole
+  vocabulary (the first token's ``top_logprobs`` strings mapped back to token
+  ids through a :class:`~blackbox_rp.vocab.Vocabulary`), so the label mapping
+  O_ω can be learned from tokens, as for the in-process llama.cpp oracle.
 
 The client's own retries are off (``max_retries=0``); ours (:mod:`oracles.remote`)
 count every attempt. Tokens and cost are counted per call; the cost bound
@@ -35,6 +40,7 @@ import numpy as np
 from blackbox_rp.exposure import Exposure, Response
 from blackbox_rp.ledger import Ledger
 from blackbox_rp.oracle import Call, InputError, InputSpec
+from blackbox_rp.vocab import TokenOracle, Vocabulary
 
 from .http_oracle import NODELAY
 from .remote import (AsyncRemoteOracle, Malformed, Refused, RetryPolicy, Secret, Transient,
@@ -42,9 +48,9 @@ from .remote import (AsyncRemoteOracle, Malformed, Refused, RetryPolicy, Secret,
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OpenAIOracle", "OpenAIConfig", "MODES", "MISSING"]
+__all__ = ["OpenAIOracle", "OpenAITokenOracle", "OpenAIConfig", "MODES", "MISSING"]
 
-MODES = ("completions", "chat", "embeddings")
+MODES = ("completions", "chat", "embeddings", "tokens")
 MISSING = ("floor", "renormalize", "logit_bias")
 
 
@@ -54,8 +60,10 @@ class OpenAIConfig:
 
     Args:
         model: the model name the API knows.
-        mode: ``completions``, ``chat`` or ``embeddings``.
-        labels: per class, its label words (completions/chat) or label phrases (embeddings).
+        mode: ``completions``, ``chat``, ``embeddings``, or ``tokens`` (next-token distributions
+            from the completions endpoint; used by :class:`OpenAITokenOracle`).
+        labels: per class, its label words (completions/chat) or label phrases (embeddings);
+            empty in ``tokens`` mode, where the mapping reads the tokens.
         template: the prompt, with ``{text}`` where the input goes.
         logprobs: read class scores from log-probs (False: label-only, from the generated text).
         top_logprobs: how many alternatives the API returns per token (≤ 20).
@@ -70,7 +78,7 @@ class OpenAIConfig:
 
     model: str
     mode: str
-    labels: tuple[tuple[str, ...], ...]
+    labels: tuple[tuple[str, ...], ...] = ()
     template: str = "{text}"
     logprobs: bool = True
     top_logprobs: int = 5
@@ -87,7 +95,14 @@ class OpenAIConfig:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         labels = tuple((w,) if isinstance(w, str) else tuple(w) for w in self.labels)
-        if len(labels) < 2 or not all(labels) or not all(isinstance(w, str) and w.strip() for ws in labels for w in ws):
+        if self.mode == "tokens":
+            if labels:
+                raise ValueError("tokens mode answers over the whole vocabulary: leave labels empty and let the "
+                                 "label mapping (a verbalizer, BLM over tokens) read the tokens")
+            if not self.logprobs or self.top_logprobs < 1 or self.missing == "logit_bias":
+                raise ValueError("tokens mode reads the top_logprobs: it needs logprobs=True, top_logprobs >= 1 "
+                                 "and no logit_bias")
+        elif len(labels) < 2 or not all(labels) or not all(isinstance(w, str) and w.strip() for ws in labels for w in ws):
             raise ValueError("labels needs at least two classes, each with one or more non-empty words/phrases")
         object.__setattr__(self, "labels", labels)
         if "{text}" not in self.template:
@@ -145,6 +160,8 @@ class OpenAIOracle(AsyncRemoteOracle):
                  api_key: Secret | None = None, max_in_flight: int = 4, timeout: float = 60.0, retry: RetryPolicy | None = None, seed: int = 0,
                  exposure: Exposure | str | None = None, ledger: Ledger | None = None, journal: Any = None,
                  max_batch: int = 32):
+        if config.mode == "tokens" and not isinstance(self, TokenOracle):
+            raise ValueError("mode 'tokens' answers over a vocabulary: use OpenAITokenOracle(config, vocabulary, ...)")
         self.config = config
         if api_key is not None:
             self._secret: Secret | None = api_key
@@ -154,17 +171,27 @@ class OpenAIOracle(AsyncRemoteOracle):
         self.timeout = float(timeout)
         self.retry = retry or RetryPolicy()
         self._rng = np.random.default_rng(seed)
-        self.source_level = "probs" if (config.logprobs or config.mode == "embeddings") else "label"  # type: ignore[misc]
+        if config.mode == "tokens":
+            self.source_level = "topk"  # type: ignore[misc]
+            if exposure is None:
+                exposure = f"top{config.top_logprobs}"
+        else:
+            self.source_level = "probs" if (config.logprobs or config.mode == "embeddings") else "label"  # type: ignore[misc]
         if exposure is None and self.source_level == "label":
             exposure = "label"
         self._identity = f"openai:{config.mode}:{config.model}@{self.base_url or 'default'}#{config.fingerprint()}"
         self._label_emb: np.ndarray | None = None
         self._emb_lock: asyncio.Lock | None = None
         self._words = [[_norm(w) for w in ws] for ws in config.labels]
-        super().__init__(InputSpec.text(), len(config.labels), max_in_flight=max_in_flight, exposure=exposure,
+        num_classes, class_names = self._output_space()
+        super().__init__(InputSpec.text(), num_classes, max_in_flight=max_in_flight, exposure=exposure,
                          ledger=ledger, journal=journal,
                          max_batch=1 if config.mode == "chat" else max_batch,
-                         class_names=[ws[0] for ws in config.labels])
+                         class_names=class_names)
+
+    def _output_space(self) -> tuple[int, list[str] | None]:
+        """(number of classes, class names): the verbalizer's classes here; a vocabulary in tokens mode."""
+        return len(self.config.labels), [ws[0] for ws in self.config.labels]
 
     @property
     def identity(self) -> str:
@@ -237,7 +264,7 @@ class OpenAIOracle(AsyncRemoteOracle):
         mode = self.config.mode
 
         async def send() -> Response:
-            if mode == "completions":
+            if mode in ("completions", "tokens"):
                 resp = await self._call_api(lambda c: c.completions.create(**self._completion_args(prompts)))
             elif mode == "chat":
                 resp = await self._call_api(lambda c: c.chat.completions.create(**self._chat_args(prompts[0])))
@@ -249,6 +276,8 @@ class OpenAIOracle(AsyncRemoteOracle):
                        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
             if mode == "completions":
                 return self._read_completions(resp, len(prompts))
+            if mode == "tokens":
+                return self._read_tokens(resp, len(prompts))
             if mode == "chat":
                 return self._read_chat(resp)
             return Response.from_probs(self._embedding_scores(self._read_embeddings(resp, len(prompts))))
@@ -340,6 +369,9 @@ class OpenAIOracle(AsyncRemoteOracle):
             rows.append(self._scores(list(lp.top_logprobs[0].items()), ch.text))
         return Response.from_probs(np.stack(rows))
 
+    def _read_tokens(self, resp: Any, n: int) -> Response:
+        raise Malformed("tokens mode needs a vocabulary: use OpenAITokenOracle")
+
     def _read_chat(self, resp: Any) -> Response:
         if len(resp.choices) != 1:
             raise Malformed(f"{len(resp.choices)} choices for one message")
@@ -408,6 +440,82 @@ class OpenAIOracle(AsyncRemoteOracle):
                  labels=[list(ws) for ws in c.labels], missing=c.missing, top_logprobs=c.top_logprobs,
                  api_key=None if self._secret is None else self._secret.source)
         return d
+
+
+class OpenAITokenOracle(OpenAIOracle, TokenOracle):
+    """Next-token distributions from an OpenAI-compatible **completions** endpoint.
+
+    Each prompt is sent with ``max_tokens=1`` and ``logprobs=k``; the first token's
+    ``top_logprobs`` (token string → log-probability) are mapped to token ids with
+    ``vocabulary.token_id`` and returned as a top-k :class:`Response` over the whole
+    vocabulary (``num_classes = vocabulary.size``), best first — the same shape the
+    in-process :class:`~oracles.llama_cpp_oracle.LlamaCppOracle` gives under ``top<k>``.
+
+    The vocabulary must be the served model's (for llama.cpp:
+    ``LlamaVocabulary.from_file(path)``, which loads the tokenizer without the weights).
+    Strings that name no single token (byte pieces that decode to nothing, two tokens
+    that read alike) are dropped; a row left with fewer than k distinct tokens is padded
+    with probability-0 entries (the lowest ids not in the row), so every row has k.
+
+    Args:
+        model: the model name the API knows.
+        vocabulary: the served model's :class:`~blackbox_rp.vocab.Vocabulary`.
+        template: the prompt, with ``{text}`` where the input goes.
+        top_logprobs: k, the alternatives asked for (1–20; OpenAI's limit is 20).
+        max_prompt_tokens, price_prompt_per_1k, price_completion_per_1k: as in :class:`OpenAIConfig`.
+        **kwargs: what :class:`OpenAIOracle` takes (``base_url``, ``api_key_env``, ``exposure``, ...).
+    """
+
+    def __init__(self, model: str, vocabulary: Vocabulary, *, template: str = "{text}", top_logprobs: int = 20,
+                 max_prompt_tokens: int = 1024, price_prompt_per_1k: float = 0.0,
+                 price_completion_per_1k: float = 0.0, **kwargs: Any):
+        if not isinstance(vocabulary, Vocabulary):
+            raise TypeError(f"vocabulary must be a blackbox_rp.vocab.Vocabulary, got {type(vocabulary).__name__}")
+        self._vocabulary = vocabulary
+        config = OpenAIConfig(model=model, mode="tokens", template=template, top_logprobs=top_logprobs,
+                              max_prompt_tokens=max_prompt_tokens, price_prompt_per_1k=price_prompt_per_1k,
+                              price_completion_per_1k=price_completion_per_1k)
+        super().__init__(config, **kwargs)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self._vocabulary
+
+    def _output_space(self) -> tuple[int, list[str] | None]:
+        return self._vocabulary.size, None
+
+    def _read_tokens(self, resp: Any, n: int) -> Response:
+        choices = sorted(resp.choices, key=lambda ch: ch.index)
+        if len(choices) != n or [ch.index for ch in choices] != list(range(n)):
+            raise Malformed(f"{len(choices)} choices for {n} prompts")
+        k = self.config.top_logprobs
+        idx = np.zeros((n, k), dtype=np.int64)
+        p = np.zeros((n, k), dtype=np.float32)
+        for r, ch in enumerate(choices):
+            lp = ch.logprobs
+            if lp is None or not lp.top_logprobs or not lp.top_logprobs[0]:
+                raise Malformed("the answer carries no top_logprobs; tokens mode needs an API that returns them")
+            best: dict[int, float] = {}
+            dropped = []
+            for tok, value in lp.top_logprobs[0].items():
+                i = self._vocabulary.token_id(tok)
+                if i is None or value is None or not math.isfinite(value):
+                    dropped.append(tok)
+                    continue
+                best[i] = max(best.get(i, -math.inf), float(value))
+            if not best:
+                raise Malformed(f"none of the returned tokens {list(lp.top_logprobs[0])[:5]} is one token of the "
+                                f"vocabulary; is it the served model's vocabulary?")
+            if dropped:
+                logger.debug("%s: %d returned token string(s) name no single token: %r", self.identity,
+                             len(dropped), dropped[:5])
+            ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+            ids = [i for i, _ in ranked]
+            fill = (j for j in range(self._vocabulary.size) if j not in best)
+            ids += [next(fill) for _ in range(k - len(ids))]
+            idx[r] = ids
+            p[r, :len(ranked)] = [math.exp(v) for _, v in ranked]
+        return Response("topk", self.num_classes, idx[:, 0].copy(), p, idx)
 
 
 def _api_message(e: Any) -> str:

@@ -29,7 +29,7 @@ from blackbox_rp.oracle import Call, InputSpec, Oracle
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TextClassifierOracle", "TEXT_MODELS", "chatterbot_topics", "load_chatterbot_corpus"]
+__all__ = ["TextClassifierOracle", "TEXT_MODELS", "chatterbot_topics", "gemma3_270m", "load_chatterbot_corpus"]
 
 TOPICS = ("coding", "emotion", "literature", "money", "psychology", "science", "sports", "movies")
 INSTALL_HINT = "pip install chatterbot-corpus==1.3.3 PyYAML"
@@ -114,5 +114,13 @@ def chatterbot_topics(**kwargs: Any) -> TextClassifierOracle:
     return TextClassifierOracle(pipe, TOPICS, name="chatterbot-topics", test_accuracy=acc, **kwargs)
 
 
-#: text models the server can load by name (the torch zoo is :data:`oracles.models.MODELS`)
-TEXT_MODELS: dict[str, Callable[..., TextClassifierOracle]] = {"chatterbot-topics": chatterbot_topics}
+def gemma3_270m(**kwargs: Any) -> Oracle:
+    """Gemma-3 270M through llama.cpp, in process: next-token distributions (see :mod:`oracles.llama_cpp_oracle`)."""
+    from .llama_cpp_oracle import LlamaCppOracle
+
+    return LlamaCppOracle("gemma3-270m", **kwargs)
+
+
+#: text models resolved by name (``resolve_oracle``, ``blackbox-rp serve``); the torch zoo is
+#: :data:`oracles.models.MODELS`
+TEXT_MODELS: dict[str, Callable[..., Oracle]] = {"chatterbot-topics": chatterbot_topics, "gemma3-270m": gemma3_270m}

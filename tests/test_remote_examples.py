@@ -36,3 +36,14 @@ def test_llama_cpp_example_says_how_to_install_when_missing():
     r = subprocess.run([sys.executable, str(ROOT / "examples" / "remote_llama_cpp.py")], capture_output=True,
                        text=True, env=ENV, timeout=120)
     assert r.returncode == 0 and "pip install 'llama-cpp-python[server]==0.3.36'" in r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+def test_llama_cpp_example_runs():
+    env = dict(ENV, OMP_WAIT_POLICY="passive")
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "remote_llama_cpp.py")], capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "total: 6 queries, 6 calls" in r.stdout
+    assert r.stdout.count("p(pos)=") == 6

@@ -27,12 +27,23 @@ from blackbox_rp.exposure import Response
 from blackbox_rp.oracle import Call, InputSpec, Oracle
 from blackbox_rp.textdata import TextDataset
 from blackbox_rp.vocab import ListVocabulary, TokenOracle, Vocabulary
-from oracles.text_models import TOPICS, chatterbot_topics, load_chatterbot_corpus
+from oracles.text_models import TOPICS, TextClassifierOracle, chatterbot_topics, load_chatterbot_corpus
+
+
+@functools.lru_cache(maxsize=1)
+def _classifier() -> TextClassifierOracle:
+    return chatterbot_topics()
+
+
+def topic_classifier(**kw: Any) -> TextClassifierOracle:
+    """The chatterbot-topics classifier as a class-score oracle (trained once per process)."""
+    clf = _classifier()
+    return TextClassifierOracle(clf.pipeline, TOPICS, name="chatterbot-topics", **kw)
 
 
 @functools.lru_cache(maxsize=1)
 def _parts() -> tuple[Any, ListVocabulary, np.ndarray, np.ndarray]:
-    clf = chatterbot_topics()
+    clf = _classifier()
     texts, _ = load_chatterbot_corpus()
     counts = collections.Counter(w for t in texts for w in re.findall(r"[a-z]+", t.lower()))
     words = list(TOPICS) + [w for w, _ in counts.most_common(400) if w not in TOPICS][:300]

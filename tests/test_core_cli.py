@@ -27,6 +27,7 @@ def test_models_lists_bundled_models(capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["efficientnet-lite0"]["classes"] == 1000
     assert rows["fmnist-cnn"]["classes"] == 10
+    assert rows["gemma3-270m"]["classes"] == 262_144 and rows["gemma3-270m"]["input"].startswith("text")
 
 
 def test_query_sample_images_then_replay_from_journal(tmp_path, capsys):

@@ -21,7 +21,7 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: bash
 
 from blackbox_rp import InputError, Journal, Ledger  # noqa: E402
 from blackbox_rp.vocab import TokenOracle, Vocabulary  # noqa: E402
-from oracles.llama_cpp_oracle import LlamaCppOracle, LlamaVocabulary, gguf_path  # noqa: E402
+from oracles.llama_cpp_oracle import GGUF_MODELS, LlamaCppOracle, LlamaVocabulary, gguf_path  # noqa: E402
 
 N_VOCAB = 262_144  # Gemma-3
 PROMPTS = ["The capital of France is", "Review: a gorgeous, witty film.\nSentiment (positive or negative):",
@@ -43,7 +43,8 @@ def test_capital_of_france_top_tokens(lm):
     top = lm.vocabulary.tokens(r.indices[0])
     assert {" the", " a", " Paris"} <= set(top[:5]), top
     assert isinstance(lm, TokenOracle) and isinstance(lm.vocabulary, Vocabulary)
-    assert lm.num_classes == lm.vocabulary.size == N_VOCAB and r.num_classes == N_VOCAB
+    assert lm.num_classes == lm.vocabulary.size == N_VOCAB == GGUF_MODELS["gemma3-270m"].vocab_size
+    assert r.num_classes == N_VOCAB
     assert r.kind == "topk" and r.indices.shape == (1, 10) and np.all(np.diff(r.scores[0]) <= 0)
 
 
@@ -182,3 +183,20 @@ def test_llama_cpp_server_agrees_with_in_process(lm):
     assert text == lm.vocabulary.token(int(local.indices[0, 0]))
     assert served.indices.tolist() == local.indices.tolist()
     np.testing.assert_allclose(np.log(served.scores), np.log(local.scores), atol=LOGPROB_TOL)
+
+
+@pytest.mark.slow
+def test_benchmark_runs_and_ends_with_its_json_line():
+    import json
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_WAIT_POLICY": "passive"}
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "llm_oracle.py"), "--quick", "--prompts", "3"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| llama.cpp server (openai client) | 3 | 3 |" in r.stdout
+    head = json.loads(r.stdout.strip().splitlines()[-1])
+    assert head["prompts"] == 3 and head["exposure"] == "top20" and 0 <= head["top1_agreement"] <= 1
+    assert head["inprocess_queries_per_s"] > 0 and head["server_queries_per_s"] > 0

@@ -165,3 +165,22 @@ def test_mr_real():
     assert load_text_target("mr") is d  # parsed once per process
     tr, va, te = split_dataset(d, (200, 100, 200), seed=0)
     assert np.bincount(te.y).tolist() == [100, 100]
+
+
+@pytest.mark.parametrize("env", [{}, {"XDG_CACHE_HOME": "/x/cache"}, {"BBRP_CACHE_DIR": "/y/bbrp", "XDG_CACHE_HOME": "/x"}])
+def test_setup_script_uses_the_cache_directory_of_paths(env, monkeypatch):
+    """scripts/setup.sh puts the MR archive, the GGUF and the llama.cpp wheel where the code looks."""
+    import subprocess
+    from pathlib import Path
+
+    from blackbox_rp.paths import cache_dir
+
+    line = next(ln for ln in (Path(__file__).resolve().parents[1] / "scripts" / "setup.sh").read_text().splitlines()
+                if ln.startswith("CACHE_DIR="))
+    for k in ("BBRP_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", "/home/someone")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    shell = subprocess.run(["bash", "-c", f'{line}; echo "$CACHE_DIR"'], capture_output=True, text=True, check=True)
+    assert shell.stdout.strip() == str(cache_dir())

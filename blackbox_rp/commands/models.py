@@ -1,4 +1,7 @@
-"""List the bundled source models: name, input, classes, and where the weights come from."""
+"""List the bundled source models: name, input, classes, and where the weights come from.
+
+Image models (the torch zoo) and language models (GGUF files run by llama.cpp, whose classes are
+the tokens of their vocabulary: they answer with next-token distributions)."""
 
 from __future__ import annotations
 
@@ -13,11 +16,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from oracles.llama_cpp_oracle import GGUF_MODELS
     from oracles.models import MODELS
 
     rows = [{"name": m.name, "input": f"{m.channels}x{m.image_size}x{m.image_size} in [0,1] (min {m.min_size} px)",
              "classes": m.num_classes, "description": m.description, "source": m.source}
             for m in MODELS.values()]
+    rows += [{"name": m.name, "input": "text (answers: next-token distribution)", "classes": m.vocab_size,
+              "description": m.description, "source": m.source} for m in GGUF_MODELS.values()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

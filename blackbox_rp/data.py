@@ -60,6 +60,10 @@ class TaskData(Protocol):
     def subset(self, idx: np.ndarray | Sequence[int], name: str | None = None) -> "TaskData": ...
 
 
+#: the name the text-llm branch gave the protocol splits take; main's :class:`TaskData` is that protocol
+Labelled = TaskData
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Images ``x`` (N, C, H, W) float32 in [0, 1], labels ``y`` (N,) int64 in [0, len(classes))."""

@@ -118,7 +118,7 @@ def token_probs(resp: Response, ids: np.ndarray, missing: str) -> np.ndarray:
             out[:, valid] = cols
         return out
     shown_ids, p = shown_tokens(resp)
-    match = shown_ids[:, :, None] == ids[None, None, :]           # (n, k, m): small, k and m are
+    match = shown_ids[:, :, None] == ids[None, None, :]  # (n, k, m) booleans: k shown × m label tokens, both small
     found = match.any(axis=1)
     out = (match * p[:, :, None]).sum(axis=1)
     fill = _missing_value(p, missing)

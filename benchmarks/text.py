@@ -91,14 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     from oracles.llama_cpp_oracle import LlamaCppOracle
 
     lm = LlamaCppOracle("gemma3-270m", exposure=args.exposure, journal=args.journal, n_threads=2)
-    rows: list[dict[str, Any]] = json.loads(args.json_out.read_text()) if args.json_out and args.json_out.exists() else []
-    done = {(r["dataset"], r["seed"], r["method"], r["optimizer"], r["mapping"]) for r in rows}
+    saved = json.loads(args.json_out.read_text()) if args.json_out and args.json_out.exists() else []
+    rows: list[dict[str, Any]] = dedupe(saved)
+    done = {cell(r) for r in rows}
     opt_params = parse_params(args.optimizer_param, "--optimizer-param")
     n_train, n_val, n_test = (int(v) for v in _csv(args.split))
 
     def keep(row: dict[str, Any]) -> None:
         rows.append(row)
-        done.add((row["dataset"], row["seed"], row["method"], row["optimizer"], row["mapping"]))
+        done.add(cell(row))
         if args.json_out:
             args.json_out.parent.mkdir(parents=True, exist_ok=True)
             args.json_out.write_text(json.dumps(rows, indent=1))
@@ -129,10 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                 keep(dict(base, method="hand prompt", optimizer="-", mapping="verbalizer",
                           test=accuracy_of(verbalizer.predict(r), test.y), queries=0, calls=0,
                           prompt=prompt.readable(theta0), test_queries=q, qps=q / dt if dt else None))
-            if {(dataset, seed, "hand prompt", "-", m) for m in ("token-linear", "token-blm+")} - done:
+            probes = {(dataset, seed, "text probe", "-", "token-linear"), (dataset, seed, "hand prompt", "-", "token-blm+")}
+            if probes - done:
                 rt, q1, c1, _ = answers(theta0, train, "train")
                 re, _, _, _ = answers(theta0, test, "test")
                 for m, method in (("token-linear", "text probe"), ("token-blm+", "hand prompt")):
+                    if (dataset, seed, method, "-", m) in done:
+                        continue
                     mp = make_mapping(m, lm.num_classes, data.num_classes).fit(rt, train.y)
                     keep(dict(base, method=method, optimizer="-", mapping=m, test=accuracy_of(mp.predict(re), test.y),
                               queries=q1, calls=c1, prompt=prompt.readable(theta0)))
@@ -167,12 +171,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cell(row: dict[str, Any]) -> tuple:
+    """What identifies a row: a cell is run once per (dataset, seed, method, optimizer, mapping)."""
+    return row["dataset"], row["seed"], row["method"], row["optimizer"], row["mapping"]
+
+
+def dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first row of each cell (a saved file may repeat one: it must count once)."""
+    seen: set[tuple] = set()
+    out = []
+    for r in rows:
+        if cell(r) not in seen:
+            seen.add(cell(r))
+            out.append(r)
+    return out
+
+
 def _ms(v: list[float]) -> str:
     return f"{100 * statistics.mean(v):.1f} ± {100 * statistics.stdev(v):.1f}" if len(v) > 1 else f"{100 * v[0]:.1f}"
 
 
 def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Print the table; return the headline figures."""
+    rows = dedupe(rows)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["method"], r["optimizer"], r["mapping"], r["budget"]), []).append(r)

@@ -49,7 +49,7 @@ from blackbox_rp.reprogram import Reprogrammer, recommended_optimizer_params
 from blackbox_rp.transforms import make_transform
 from blackbox_rp.whitebox import WhiteboxConfig, whitebox_fit
 
-QUICK = dict(datasets="mnist5k", transforms="lowdim", mappings="blm+,linear", optimizers="zo-adam", budgets="1000",
+QUICK = dict(datasets="mnist5k", transforms="lowdim", mappings="blm+,linear", optimizers="zo-adam", budgets="2000",
              seeds="0", whitebox_steps=10, split="200,100,100", size=48, image_size=32, eval_every=3,
              probe_views="24,32")
 

@@ -87,6 +87,9 @@ class Journal:
     def __init__(self, path: str | os.PathLike, *, timeout: float = 30.0):
         self.path = Path(path)
         self._lock = threading.Lock()
+        if self.path.is_dir():  # was an IsADirectoryError from deep inside the header check
+            raise JournalError(f"{self.path}: is a folder; a journal is one SQLite file, "
+                               f"e.g. {self.path / 'journal.sqlite'}")
         existed = self.path.exists() and self.path.stat().st_size > 0
         if existed:
             self._check_header()

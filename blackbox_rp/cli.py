@@ -10,10 +10,13 @@ in ``run`` so that ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import pkgutil
 import sys
+import traceback
 from typing import Sequence
 
 from . import __version__, commands
@@ -33,6 +36,7 @@ examples:
   blackbox-rp demo                            ImageNet model reprogrammed to MNIST, black-box
 
 Run `blackbox-rp COMMAND --help` for the options of one command.
+Errors are one line `blackbox-rp COMMAND: error: ...`; add -v to see the traceback.
 """
 
 
@@ -47,16 +51,36 @@ def _discover() -> dict[str, object]:
     return found
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions as written and adds ``(default: X)`` to every option whose help does not
+    already say its default, so ``--help`` never hides what an omitted option means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and "default" not in text and action.default not in (None, False, [], ())
+                and action.default is not argparse.SUPPRESS and text is not argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+#: what the library raises for a bad input or a failed request; each says what to do, so one line is enough
+USER_ERRORS = (ValueError, TypeError, LookupError, OSError, ImportError, RuntimeError)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blackbox-rp", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"blackbox-rp {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="show the traceback of an error and info logs (-vv: debug logs too)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, mod in _discover().items():
         p = sub.add_parser(name, help=mod.HELP, description=(mod.__doc__ or mod.HELP),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=HelpFormatter)
         mod.add_arguments(p)
+        # also after the command (`blackbox-rp query ... -v`), where people type it
+        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                       help="show the traceback of an error and info logs (-vv: debug logs too)")
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -75,13 +99,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; answered queries are in the journal, run the same command again to resume",
               file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
-        # errors from this library say what to do; a traceback would only hide that
-        if args.verbose >= 2:
-            raise
-        print(f"blackbox-rp {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:  # `blackbox-rp ... | head`: the reader left; not an error worth a line
+        with contextlib.suppress(Exception):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit stays quiet
+        return 0
+    except Exception as e:  # the one boundary: every error becomes one line, -v shows the traceback
+        if args.verbose >= 1:
+            traceback.print_exc()
+        print(f"blackbox-rp {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2 if isinstance(e, USER_ERRORS) else 1
 
+
+def _one_line(e: BaseException) -> str:
+    """The error as one line: the library's own message, or the type and a request to report it."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        text = f"{e.filename}: {e.strerror}"
+    if not isinstance(e, USER_ERRORS):
+        return (f"internal error ({type(e).__name__}: {text}); run again with -v for the traceback and "
+                f"report it")
+    return text
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["TaskData", "Dataset", "load_dataset", "DATASETS", "DatasetUnavailable", "FASHION_MNIST_DIR", "DataError",
            "from_arrays", "load_npz", "load_image_folder", "load_csv", "load_target", "IMAGE_SUFFIXES",
-           "Split", "SplitConfig", "split", "split_dataset", "Labelled"]
+           "Split", "SplitConfig", "split", "split_dataset"]
 
 FASHION_MNIST_DIR = Path(os.environ.get("BBRP_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -58,10 +58,6 @@ class TaskData(Protocol):
     def num_classes(self) -> int: ...
 
     def subset(self, idx: np.ndarray | Sequence[int], name: str | None = None) -> "TaskData": ...
-
-
-#: the name the text-llm branch gave the protocol splits take; main's :class:`TaskData` is that protocol
-Labelled = TaskData
 
 
 @dataclass(frozen=True)
@@ -274,11 +270,75 @@ def load_npz(path: str | os.PathLike) -> Dataset:
                        path.stem)
 
 
+#: Pillow modes holding one 16- or 32-bit integer channel: converting them to "L"/"RGB" clips every
+#: value above 255 to white (a 16-bit PNG became a white image), so they are rescaled by their bit depth
+_WIDE_INT_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0}
+
+
+def read_image(path: str | os.PathLike, mode: str = "RGB", size: tuple[int, int] | None = None) -> np.ndarray:
+    """One image file as float32 (C, H, W) in [0, 1], C = 3 for ``mode="RGB"`` or 1 for ``"L"``.
+
+    8-bit images are read as Pillow gives them (``/ 255``); 16-bit grey images (mode ``I;16``,
+    e.g. 16-bit PNGs and TIFFs) are divided by 65535 rather than clipped at 255; 32-bit integer
+    (mode ``I``) images are read as 16-bit when their values fit in 0..65535, and float (mode ``F``)
+    images when their values lie in [0, 1]; anything else is refused with a way out. ``size``
+    (H, W) resizes bilinearly. A file Pillow cannot read (empty, not an image, truncated) raises
+    :class:`DataError` naming it.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if mode not in ("RGB", "L"):
+        raise ValueError(f"read_image reads as 'RGB' or 'L', got mode {mode!r}")
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder, not an image file")
+    if not p.exists():
+        raise DataError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise DataError(f"{p}: the file is empty, not an image")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            im = im.copy()
+    except UnidentifiedImageError as e:
+        raise DataError(f"{p}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP, PGM/PPM); "
+                        f"check the file, or give an .npz with an array x") from e
+    except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data inside a known format
+        raise DataError(f"{p}: not an image Pillow can read ({e}); the file looks damaged") from e
+    resample = Image.BILINEAR
+    target = None if size is None else (int(size[1]), int(size[0]))  # Pillow sizes are (W, H)
+    scale = _WIDE_INT_MODES.get(im.mode)
+    if scale is None and im.mode in ("I", "F"):
+        a = np.asarray(im)
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if im.mode == "I" and lo >= 0 and hi <= 65535:
+            scale = 65535.0 if hi > 255 else 255.0
+        elif im.mode == "F" and np.isfinite([lo, hi]).all() and lo >= 0 and hi <= 1:
+            scale = 1.0
+        else:
+            raise DataError(f"{p}: a {'32-bit integer' if im.mode == 'I' else 'floating-point'} image with values "
+                            f"in [{lo:g}, {hi:g}] has no known white level; save it as an 8- or 16-bit image, "
+                            f"or give an .npz with an array x of floats in [0, 1]")
+    if scale is None:  # 8 bits per channel (Pillow reads 16-bit RGB(A) PNGs as 8-bit RGB(A) itself)
+        im = im.convert(mode)
+        if target is not None and im.size != target:
+            im = im.resize(target, resample)
+        a = np.asarray(im, dtype=np.float32) / 255.0
+    else:  # one wide channel: resize in float (mode F) so no level is lost, then repeat for RGB
+        plane = Image.fromarray(np.asarray(im, dtype=np.float32) / np.float32(scale), mode="F")
+        if target is not None and plane.size != target:
+            plane = plane.resize(target, resample)
+        a = np.clip(np.asarray(plane, dtype=np.float32), 0.0, 1.0)
+        if mode == "RGB":
+            a = np.repeat(a[..., None], 3, axis=2)
+    return np.ascontiguousarray(a.transpose(2, 0, 1) if a.ndim == 3 else a[None])
+
+
 def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = None) -> Dataset:
     """A folder with one sub-folder per class (sorted names = class order) of image files.
 
-    Images are read with Pillow as grey if every file is grey, else as RGB. ``size``
-    (H, W) resizes all images (bilinear); without it, images of mixed sizes are
+    Images are read with Pillow (:func:`read_image`) as grey if every file is grey, else as RGB.
+    ``size`` (H, W) resizes all images (bilinear); without it, images of mixed sizes are
     resized to the most common size (logged).
     """
     from PIL import Image, UnidentifiedImageError
@@ -293,31 +353,25 @@ def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = No
         if not found:
             raise DataError(f"{d}: class folder has no images ({', '.join(IMAGE_SUFFIXES)}); add images or remove it")
         files += [(p, i) for p in found]
-    images = []
+    heads = []  # (mode, size) read from each header without decoding the pixels
     for p, _ in files:
         try:
             with Image.open(p) as im:
-                im.load()
-                images.append(im.copy())
+                heads.append((im.mode, im.size))
         except (UnidentifiedImageError, OSError) as e:
             raise DataError(f"{p}: Pillow cannot read this image ({e}); remove or replace it") from e
-    grey = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in images)
+    grey = all(m in ("1", "L", "LA", "I", "F") or m in _WIDE_INT_MODES for m, _ in heads)
     mode = "L" if grey else "RGB"
     if size is None:
-        sizes = [im.size for im in images]  # (W, H)
+        sizes = [s for _, s in heads]  # (W, H)
         common = max(set(sizes), key=sizes.count)
         if len(set(sizes)) > 1:
             logger.warning("%s: images have %d different sizes; resizing all to %dx%d (pass size=(H, W) to choose)",
                            root, len(set(sizes)), common[1], common[0])
+        hw = (common[1], common[0])
     else:
-        common = (int(size[1]), int(size[0]))
-    arrays = []
-    for im in images:
-        im = im.convert(mode)
-        if im.size != common:
-            im = im.resize(common, Image.BILINEAR)
-        arrays.append(np.asarray(im, dtype=np.uint8))
-    x = np.stack(arrays)
+        hw = (int(size[0]), int(size[1]))
+    x = np.stack([read_image(p, mode, hw) for p, _ in files])
     y = np.array([i for _, i in files], dtype=np.int64)
     return from_arrays(x, y, [d.name for d in class_dirs], root.name)
 
@@ -443,6 +497,9 @@ def load_target(spec: str | os.PathLike) -> Dataset:
 
 
 # ---------------------------------------------------------------------- splits
+L = TypeVar("L", bound="TaskData")
+
+
 @dataclass(frozen=True)
 class SplitConfig:
     """Sizes of the validation and test splits (fractions in [0, 1), or counts ≥ 1) and
@@ -488,7 +545,7 @@ class Split:
     validation: np.ndarray
     test: np.ndarray
 
-    def apply(self, data: TaskData) -> tuple[TaskData, TaskData, TaskData]:
+    def apply(self, data: L) -> tuple[L, L, L]:
         """(train, validation, test) datasets."""
         return (data.subset(self.train, f"{data.name}-train"),
                 data.subset(self.validation, f"{data.name}-validation"),
@@ -520,7 +577,8 @@ def split(data: TaskData | np.ndarray, val: float | int = 0.1, test: float | int
     consecutive blocks — test first, then validation, then training — so the
     test split does not depend on the training size asked for.
 
-    ``data``: a labelled task (images or texts) or its labels. ``config`` overrides the other arguments.
+    ``data``: a Dataset, a :class:`~blackbox_rp.textdata.TextDataset`, or their labels.
+    ``config`` overrides the other arguments.
 
     >>> import numpy as np
     >>> y = np.array([0] * 6 + [1] * 4)
@@ -531,7 +589,8 @@ def split(data: TaskData | np.ndarray, val: float | int = 0.1, test: float | int
     ([0, 0, 0, 1, 1], [0, 1])
     """
     cfg = config if config is not None else SplitConfig(val=val, test=test, seed=seed, train=train)
-    y = np.asarray(data.y if isinstance(data, TaskData) else data)
+    # anything with labels ``.y`` (a Dataset, a TextDataset) splits by them; an array is the labels
+    y = np.asarray(data if isinstance(data, (np.ndarray, list, tuple)) else data.y)
     n_train, n_val, n_test = cfg.sizes(len(y))
     rng = np.random.default_rng(cfg.seed)
     classes = np.unique(y)
@@ -547,8 +606,7 @@ def split(data: TaskData | np.ndarray, val: float | int = 0.1, test: float | int
     return Split(train=parts[2], validation=parts[1], test=parts[0])
 
 
-def split_dataset(data: TaskData, sizes: Sequence[float] = (0.7, 0.1, 0.2),
-                  seed: int = 0) -> tuple[TaskData, TaskData, TaskData]:
+def split_dataset(data: L, sizes: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0) -> tuple[L, L, L]:
     """(train, validation, test) datasets from three fractions summing to 1 or three counts ≥ 1
     (counts may leave examples unused); stratified and deterministic as :func:`split`.
 

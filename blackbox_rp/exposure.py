@@ -15,14 +15,16 @@ built, rather than crashing half-way through a paid run.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
 import numpy as np
 
 __all__ = [
-    "Exposure", "Probs", "Logits", "TopK", "LabelOnly", "Rounded", "Response",
-    "ExposureError", "require", "parse_exposure", "NEEDS",
+    "Exposure", "Probs", "Logits", "TopK", "LabelOnly", "Rounded", "Noisy", "Response",
+    "ExposureError", "require", "parse_exposure", "NEEDS", "EXPOSURE_FORMS",
 ]
 
 #: Information levels, most to least. A consumer needing level L works with
@@ -133,6 +135,9 @@ class Exposure:
     def apply(self, r: Response) -> Response:
         raise NotImplementedError
 
+    def check_classes(self, num_classes: int) -> None:
+        """Refuse a policy the model's output space cannot fill (only top-k has a size to check)."""
+
     def check_source(self, source_level: str) -> None:
         """Refuse to promise more than the oracle's own answers carry."""
         if NEEDS.index(self.level) < NEEDS.index(source_level):
@@ -180,8 +185,11 @@ class Rounded(Exposure):
     level: ClassVar[str] = "probs"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.decimals, int) or not 0 <= self.decimals <= 8:
-            raise ValueError(f"Rounded.decimals must be an int in [0, 8], got {self.decimals!r}")
+        if isinstance(self.decimals, bool) or not isinstance(self.decimals, (int, np.integer)) \
+                or not 0 <= self.decimals <= 8:
+            raise ValueError(f"rounded<n> needs a whole number of decimals n in 0..8 (Rounded.decimals), "
+                             f"got {self.decimals!r}")
+        object.__setattr__(self, "decimals", int(self.decimals))
 
     def key(self) -> str:
         return f"rounded{self.decimals}"
@@ -194,6 +202,44 @@ class Rounded(Exposure):
 
 
 @dataclass(frozen=True, repr=False)
+class Noisy(Exposure):
+    """Probabilities with seeded Gaussian noise of sd ``sigma`` added, clipped at 0 and renormalised.
+
+    Models an API that perturbs its scores (a defence against extraction, or a sloppy service). The
+    label is the noisy argmax, as such an API would return. Why the noise is a function of
+    (``seed``, the answer's bytes) rather than of a running generator: an exposure is a pure function
+    of the model's answer, so the journal (keyed by input and exposure) stays consistent and a resumed
+    run sees the very answers it was given before; distinct inputs still get independent noise.
+    """
+
+    sigma: float = 0.05
+    seed: int = 0
+    level: ClassVar[str] = "probs"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sigma, bool) or not isinstance(self.sigma, (int, float)) or not 0 <= self.sigma <= 1:
+            raise ValueError(f"Noisy.sigma must be a number in [0, 1] (probability units), got {self.sigma!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"Noisy.seed must be an int >= 0, got {self.seed!r}")
+
+    def key(self) -> str:
+        return f"noisy{self.sigma:g}:seed{self.seed}"
+
+    def apply(self, r: Response) -> Response:
+        self.check_source(r.kind)
+        raw = np.ascontiguousarray(r.scores, dtype=np.float32)
+        p = r.probs().astype(np.float64)
+        noise = np.empty_like(p)
+        for i in range(len(p)):
+            digest = hashlib.sha256(raw[i].tobytes()).digest()
+            noise[i] = np.random.default_rng([self.seed, int.from_bytes(digest[:8], "little")]).standard_normal(p.shape[1])
+        q = np.clip(p + self.sigma * noise, 0.0, None)
+        s = q.sum(axis=1, keepdims=True)
+        q = np.divide(q, s, out=np.full_like(q, 1.0 / q.shape[1]), where=s > 0).astype(np.float32)
+        return Response("probs", r.num_classes, q.argmax(axis=1).astype(np.int64), q)
+
+
+@dataclass(frozen=True, repr=False)
 class TopK(Exposure):
     """Only the ``k`` most likely classes with their probabilities."""
 
@@ -201,8 +247,14 @@ class TopK(Exposure):
     level: ClassVar[str] = "topk"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.k, int) or self.k < 1:
-            raise ValueError(f"TopK.k must be a positive int, got {self.k!r}")
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise ValueError(f"top<k> needs a whole number k >= 1 (TopK.k), got {self.k!r}")
+        object.__setattr__(self, "k", int(self.k))
+
+    def check_classes(self, num_classes: int) -> None:
+        if self.k > num_classes:
+            raise ExposureError(f"exposure top{self.k} asks for more classes than the model has "
+                                f"({num_classes} classes); use top{num_classes} or fewer, or probs")
 
     def key(self) -> str:
         return f"top{self.k}"
@@ -246,23 +298,48 @@ def require(need: str, exposure: Exposure | str, who: str) -> None:
             f"from {level!r} outputs.")
 
 
+#: the accepted spellings, for every message that refuses one
+EXPOSURE_FORMS = ("probs, logits, label, top<k> with k >= 1 (e.g. top5; also topk:5), "
+                  "rounded<n> with n in 0..8 (e.g. rounded2; also rounded:2) "
+                  "or noisy<sd>[:seed<k>] (e.g. noisy0.05:seed1)")
+
+
 def parse_exposure(spec: str | Exposure | None) -> Exposure:
-    """``"probs"``, ``"logits"``, ``"label"``, ``"top5"`` / ``"topk:5"``, ``"rounded2"`` / ``"rounded:2"``."""
+    """``"probs"``, ``"logits"``, ``"label"``, ``"top5"`` / ``"topk:5"``, ``"rounded2"`` / ``"rounded:2"``,
+    ``"noisy0.05"`` / ``"noisy0.05:seed1"`` (Gaussian noise of sd 0.05 on the probabilities, seed 0 unless given).
+
+    Refusals name what was typed and the accepted forms: ``rounded-1`` is not read as ``rounded1``,
+    nor ``top0`` passed on to fail later in terms of ``TopK.k``. Whether ``k`` fits the model's
+    classes is checked when an oracle is built (:meth:`Exposure.check_classes`)."""
     if spec is None:
         return Probs()
     if isinstance(spec, Exposure):
         return spec
-    s = str(spec).strip().lower().replace("-", "").replace("_", "")
+    if not isinstance(spec, str):
+        raise ValueError(f"an exposure is a name, got {spec!r} ({type(spec).__name__}); use {EXPOSURE_FORMS}")
+    s = spec.strip().lower().replace("_", "")
     if s in ("probs", "full", "probabilities"):
         return Probs()
     if s == "logits":
         return Logits()
-    if s in ("label", "labelonly", "hard"):
+    if s in ("label", "labelonly", "label-only", "hard"):
         return LabelOnly()
-    for prefix, cls in (("topk", TopK), ("top", TopK), ("rounded", Rounded), ("round", Rounded)):
+    m = re.fullmatch(r"noisy[:=]?(\d+(?:\.\d*)?|\.\d+)(?::?seed[:=]?(\d+))?", s)
+    if m:
+        return Noisy(float(m.group(1)), int(m.group(2) or 0))
+    if s.startswith("noisy"):
+        raise ValueError(f"exposure {spec!r}: noisy<sd>[:seed<k>] takes a non-negative sd and a whole seed; "
+                         f"use {EXPOSURE_FORMS}")
+    for prefix, cls, lo, hi in (("top-k", TopK, 1, None), ("topk", TopK, 1, None), ("top-", TopK, 1, None),
+                                ("top", TopK, 1, None), ("rounded", Rounded, 0, 8), ("round", Rounded, 0, 8)):
         if s.startswith(prefix):
-            num = s[len(prefix):].lstrip(":=")
-            if num.isdigit():
-                return cls(int(num))
-    raise ValueError(f"unknown exposure {spec!r}; use probs, logits, label, top<k> (e.g. top5) "
-                     f"or rounded<n> (e.g. rounded2)")
+            num = s[len(prefix):]
+            num = num[1:] if num[:1] in (":", "=") else num
+            if num.isascii() and num.isdigit():
+                v = int(num)
+                if v >= lo and (hi is None or v <= hi):
+                    return cls(v)
+            what = "k of top<k> must be a whole number >= 1" if cls is TopK else \
+                "n of rounded<n> must be a whole number of decimals in 0..8"
+            raise ValueError(f"exposure {spec!r}: {what}; use {EXPOSURE_FORMS}")
+    raise ValueError(f"unknown exposure {spec!r}; use {EXPOSURE_FORMS}")

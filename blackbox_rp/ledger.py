@@ -10,7 +10,11 @@ Two numbers matter and they are different:
   API bills; answers replayed from the journal cost no call.
 
 ``cache_hits`` says how many of the queries were answered from the journal.
-Everything is kept per phase (``train``, ``validation``, ``test``, or any name).
+Everything is kept per phase: :data:`PHASES` are the ones this library spends in
+(``train``, ``validation``, ``test``, plus ``baseline``, ``serve`` and ``setup``);
+queries may be charged to any other non-empty name too, but a :class:`Budget`
+may only be scoped to the known phases — a budget over a misspelled phase would
+limit nothing, silently.
 
 A :class:`Budget` is checked *before* anything is sent: the oracle reserves the
 queries of a whole batch, and every call is charged before its request leaves.
@@ -31,18 +35,53 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import difflib
 import itertools
 import logging
+import math
+import numbers
 import threading
 from dataclasses import dataclass, fields
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 
 PHASES = ("train", "validation", "test")
+#: every phase the library itself charges: the three splits, the no-prompt baselines, predictions of a
+#: reprogrammed model (``Reprogrammer.predict``) and set-up calls of remote oracles; a Budget may name only these
+KNOWN_PHASES = PHASES + ("baseline", "serve", "setup")
 DEFAULT_PHASE = "train"
 
-__all__ = ["Budget", "BudgetExhausted", "Ledger", "PhaseCounts", "Reservation", "PHASES"]
+__all__ = ["Budget", "BudgetExhausted", "Ledger", "PhaseCounts", "Reservation", "PHASES", "KNOWN_PHASES"]
+
+
+def _count(value: Any, what: str) -> int:
+    """``value`` as a non-negative int (numpy integers welcome), or ValueError naming ``what``.
+
+    bool is refused although it is an int subclass: ``True`` queries is a mistake, not 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{what} must be a whole number >= 0, got {value!r} ({type(value).__name__})")
+    if value < 0:
+        raise ValueError(f"{what} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _phase_name(value: Any) -> str:
+    """A phase name as given: a non-empty string (an empty one used to become ``train`` silently)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"phase must be a non-empty name such as {', '.join(map(repr, KNOWN_PHASES))}; "
+                         f"got {value!r}")
+    return value
+
+
+def _known_phase(value: Any) -> str:
+    name = _phase_name(value)
+    if name not in KNOWN_PHASES:
+        close = difflib.get_close_matches(name, KNOWN_PHASES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Budget.phases: unknown phase {name!r}{hint} A budget limits only the phases it "
+                         f"names, and the library spends in {', '.join(map(repr, KNOWN_PHASES))}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -66,17 +105,19 @@ class Budget:
     def __post_init__(self) -> None:
         for name in ("max_queries", "max_calls"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-                raise ValueError(f"Budget.{name} must be a non-negative int or None, got {v!r}")
-        if self.max_cost is not None and not (self.max_cost >= 0):
-            raise ValueError(f"Budget.max_cost must be a non-negative number or None, got {self.max_cost!r}")
+            if v is not None:
+                object.__setattr__(self, name, _count(v, f"Budget.{name} (None: unlimited)"))
+        if self.max_cost is not None:
+            c = self.max_cost
+            if isinstance(c, bool) or not isinstance(c, numbers.Real) or not (c >= 0) or math.isnan(c):
+                raise ValueError(f"Budget.max_cost must be a number >= 0 or None (unlimited), got {c!r}")
+            object.__setattr__(self, "max_cost", float(c))
         if self.phases is not None:
-            if isinstance(self.phases, str):
-                object.__setattr__(self, "phases", (self.phases,))
-            elif not all(isinstance(p, str) and p for p in self.phases):
-                raise ValueError(f"Budget.phases must be phase names, got {self.phases!r}")
-            else:
-                object.__setattr__(self, "phases", tuple(self.phases))
+            phases = (self.phases,) if isinstance(self.phases, str) else self.phases
+            if not isinstance(phases, (tuple, list)) or not phases:
+                raise ValueError(f"Budget.phases must be None (all phases) or a non-empty tuple of phase names "
+                                 f"from {', '.join(map(repr, KNOWN_PHASES))}; got {self.phases!r}")
+            object.__setattr__(self, "phases", tuple(_known_phase(p) for p in phases))
 
     def covers(self, phase: str) -> bool:
         return self.phases is None or phase in self.phases
@@ -177,15 +218,21 @@ class Ledger:
             budgets: tuple[Budget, ...] = ()
         elif isinstance(budget, Budget):
             budgets = (budget,)
-        else:
+        elif isinstance(budget, (list, tuple)):
             budgets = tuple(budget)
             for b in budgets:
                 if not isinstance(b, Budget):
-                    raise TypeError(f"Ledger budgets must be Budget instances, got {type(b).__name__}")
+                    raise TypeError(f"Ledger budgets must be Budget instances, got {b!r} "
+                                    f"({type(b).__name__}); e.g. Ledger([Budget(max_queries=1000)])")
+        else:
+            example = (f"Ledger(Budget(max_queries={budget!r}))" if isinstance(budget, numbers.Integral)
+                       and not isinstance(budget, bool) else "Ledger(Budget(max_queries=1000))")
+            raise TypeError(f"Ledger takes a Budget, a list of Budgets or None, got {budget!r} "
+                            f"({type(budget).__name__}); for a query limit write {example}")
         self.budgets = budgets
         self._lock = threading.RLock()
         self._phases: dict[str, PhaseCounts] = {}
-        self._phase = phase
+        self._phase = _phase_name(phase)
         self._ids = itertools.count(1)
 
     # ----------------------------------------------------------------- phases
@@ -195,9 +242,11 @@ class Ledger:
 
     @phase.setter
     def phase(self, value: str) -> None:
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"phase must be a non-empty string, got {value!r}")
-        self._phase = value
+        self._phase = _phase_name(value)
+
+    def _resolve(self, phase: str | None) -> str:
+        """The phase a call charges: the given one (checked), or the current one when None."""
+        return self._phase if phase is None else _phase_name(phase)
 
     @contextlib.contextmanager
     def in_phase(self, phase: str) -> Iterator["Ledger"]:
@@ -225,9 +274,8 @@ class Ledger:
     # ------------------------------------------------------------ the protocol
     def reserve_queries(self, n: int, phase: str | None = None, cost_bound: float = 0.0) -> Reservation:
         """Hold ``n`` queries against every budget covering ``phase``, or raise BudgetExhausted."""
-        phase = phase or self._phase
-        if n < 0:
-            raise ValueError(f"cannot reserve a negative number of queries ({n})")
+        phase = self._resolve(phase)
+        n = _count(n, "the number of queries to reserve")
         with self._lock:
             for b in self.budgets:
                 if not b.covers(phase):
@@ -241,7 +289,7 @@ class Ledger:
 
     def charge_call(self, phase: str | None = None, cost_bound: float = 0.0) -> None:
         """Count one request about to be sent; refuse it if it would cross a call or cost budget."""
-        phase = phase or self._phase
+        phase = self._resolve(phase)
         with self._lock:
             for b in self.budgets:
                 if not b.covers(phase):
@@ -264,7 +312,7 @@ class Ledger:
         """Add what a sent call turned out to cost (tokens, money) and whether it failed.
 
         ``settle`` gives back the cost bound the call held while in flight (see ``charge_call``)."""
-        phase = phase or self._phase
+        phase = self._resolve(phase)
         with self._lock:
             c = self._counts(phase)
             c.pending_cost = max(0.0, c.pending_cost - settle)
@@ -277,6 +325,8 @@ class Ledger:
         """Turn ``answered`` reserved queries into spent ones (``cache_hits`` of them from the journal)."""
         if not reservation.open:
             raise RuntimeError("reservation already closed")
+        answered = _count(answered, "answered")
+        cache_hits = _count(cache_hits, "cache_hits")
         if answered > reservation.n or cache_hits > answered or answered < 0:
             raise ValueError(f"cannot commit {answered} answers ({cache_hits} cached) "
                              f"against a reservation of {reservation.n}")
@@ -302,8 +352,14 @@ class Ledger:
             return PhaseCounts(**{f.name: getattr(c, f.name) for f in fields(c)})
 
     def total(self, phases: Sequence[str] | None = None) -> PhaseCounts:
+        """The counts of ``phases`` summed (None: all); any phase name may be read."""
+        wanted = None if phases is None else ({phases} if isinstance(phases, str) else set(phases))
         with self._lock:
-            return self._sum(Budget(phases=tuple(phases) if phases is not None else None))
+            total = PhaseCounts()
+            for p, c in self._phases.items():
+                if wanted is None or p in wanted:
+                    total.add(c)
+            return total
 
     @property
     def queries(self) -> int:
@@ -319,7 +375,7 @@ class Ledger:
 
     def remaining_queries(self, phase: str | None = None) -> int | None:
         """Queries ``phase`` may still spend under every budget (None: unlimited)."""
-        phase = phase or self._phase
+        phase = self._resolve(phase)
         with self._lock:
             rem = None
             for b in self.budgets:

@@ -88,6 +88,6 @@ class Objective:
         return min(rem) if rem else None
 
     def affordable(self, n: int, reserve: int = 0) -> bool:
-        """Can ``n`` more target inputs be answered and still leave ``reserve``?"""
+        """Can ``n`` more queries be spent in the budgeted phases and still leave ``reserve``?"""
         rem = self.remaining()
-        return rem is None or rem >= (n + reserve) * self.transform.views
+        return rem is None or rem >= n + reserve

@@ -123,9 +123,7 @@ class InputSpec:
         if not isinstance(x, np.ndarray):
             raise InputError(f"expected {self.describe()}, got {type(x).__name__}")
         if x.dtype not in (np.float32, np.float64):
-            hint = " (for 0-255 images use x.astype(np.float32) / 255)" if x.dtype == np.uint8 else ""
-            raise InputError(f"expected {self.describe()}, got dtype {x.dtype}{hint}; "
-                             f"half precision is refused on purpose: finite differences need float32 or wider")
+            raise InputError(f"expected {self.describe()}, got dtype {x.dtype}; {_dtype_advice(x.dtype, self)}")
         want_ndim = 4 if self.kind == "image" else 2
         if x.ndim != want_ndim:
             hint = " (add the batch axis: x[None])" if x.ndim == want_ndim - 1 else ""
@@ -134,7 +132,7 @@ class InputSpec:
             n, c, h, w = x.shape
             if self.channels is not None and c != self.channels:
                 raise InputError(f"expected {self.describe()}, got {c} channels (shape {x.shape}); "
-                                 f"grey images can be repeated: x.repeat({self.channels}, axis=1)")
+                                 f"{_channel_advice(x.shape, self.channels)}")
             for name, want, got in (("height", self.height, h), ("width", self.width, w)):
                 if want is not None and got != want:
                     raise InputError(f"expected {self.describe()}, got {name} {got} (shape {x.shape})")
@@ -166,6 +164,36 @@ class LocalModel(ABC):
     @abstractmethod
     def torch_module(self) -> Any:
         """The frozen ``torch.nn.Module`` behind the oracle (inputs as the oracle takes them, logits out)."""
+
+
+def _dtype_advice(dtype: np.dtype, spec: InputSpec) -> str:
+    """How to turn an array of ``dtype`` into what ``spec`` accepts (each dtype its own reason)."""
+    rng = f"[{spec.low:g}, {spec.high:g}]"
+    if dtype == np.float16:
+        return ("half precision is refused on purpose: finite differences need float32 or wider; "
+                "use x.astype(np.float32)")
+    if dtype == np.uint8:
+        return f"for 0-255 images use x.astype(np.float32) / 255 (values must lie in {rng})"
+    if dtype == np.bool_:
+        return f"booleans are not pixel values; use x.astype(np.float32) (0 and 1) if that is meant"
+    if np.issubdtype(dtype, np.integer):
+        return (f"integer arrays are refused so that a 0-255 or 0-65535 image is not read as out of range; "
+                f"rescale to {rng} and convert, e.g. x.astype(np.float32) / 255")
+    if np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.complexfloating):
+        return "use x.astype(np.float32)"
+    return f"inputs must be numbers (float32 or float64 in {rng}), not {dtype.kind!r}-kind values such as text"
+
+
+def _channel_advice(shape: tuple[int, ...], channels: int) -> str:
+    """What to do about a channel mismatch: layout, grey↔colour, or nothing obvious."""
+    if shape[-1] == channels and shape[1] != channels:
+        return (f"this looks like a channels-last (N, H, W, C) array; the oracle takes channels first "
+                f"(N, C, H, W): x.transpose(0, 3, 1, 2)")
+    if shape[1] == 1 and channels > 1:
+        return f"grey images can be repeated: x.repeat({channels}, axis=1)"
+    if channels == 1 and shape[1] == 3:
+        return "colour images can be averaged to grey: x.mean(axis=1, keepdims=True)"
+    return f"give images with {channels} channel(s) on axis 1"
 
 
 class Call:
@@ -230,6 +258,7 @@ class Oracle(ABC):
         self.num_classes = int(num_classes)
         self.exposure = parse_exposure(exposure)
         self.exposure.check_source(self.source_level)
+        self.exposure.check_classes(self.num_classes)
         self.ledger = ledger if ledger is not None else Ledger()
         self.journal = journal if (journal is None or isinstance(journal, Journal)) else Journal(journal)
         self.max_batch = int(max_batch)
@@ -277,6 +306,7 @@ class Oracle(ABC):
         other = copy.copy(self)
         other.exposure = parse_exposure(exposure)
         other.exposure.check_source(self.source_level)
+        other.exposure.check_classes(self.num_classes)
         return other
 
     @contextlib.contextmanager

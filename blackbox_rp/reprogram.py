@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -63,7 +63,7 @@ from .objective import Objective, accuracy_of
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Reprogrammer", "ReprogramConfig", "FitResult", "StepInfo", "accuracy_of", "recommended_optimizer_params",
+__all__ = ["Reprogrammer", "ReprogramConfig", "BudgetPlan", "BudgetTooSmall", "FitResult", "StepInfo", "accuracy_of", "recommended_optimizer_params",
            "RECOMMENDED_OPTIMIZER_PARAMS"]
 
 
@@ -160,6 +160,81 @@ class ReprogramConfig:
         d = asdict(self)
         d["loss_params"] = dict(self.loss_params)
         return d
+
+
+class BudgetTooSmall(ValueError):
+    """A budget that cannot pay for one optimizer step and the validation that would judge it; raised
+    before any query, with what each part costs."""
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What :meth:`Reprogrammer.fit` will spend, in train + validation queries, known before the first one.
+
+    ``first_fit`` fits ω at θ₀ on the whole training split; ``validation`` is one validation pass (at θ₀,
+    every ``eval_every`` steps, and after the last step); ``per_step`` one optimizer step (every candidate
+    on one minibatch, views included); ``epoch_refit`` each epoch's refit of ω (0 unless the mapping
+    follows θ per epoch), every ``steps_per_epoch`` steps; ``final_refit`` is kept for the refit of ω at
+    the best θ. A step is taken only when the budget left also pays for the validation after it and the
+    final refit, so no step is ever paid for and left unjudged.
+    """
+
+    first_fit: int
+    validation: int
+    per_step: int
+    final_refit: int
+    epoch_refit: int
+    steps_per_epoch: int
+    eval_every: int
+
+    @property
+    def minimum(self) -> int:
+        """The least budget that pays for one step and its validation: θ₀'s fit and validation, the step,
+        its validation and the final refit's reserve."""
+        return self.first_fit + 2 * self.validation + self.per_step + self.final_refit
+
+    def step_cost(self, steps_done: int) -> int:
+        """Queries of the next step, with the epoch refit it starts (if any)."""
+        refit = self.epoch_refit if steps_done and steps_done % self.steps_per_epoch == 0 else 0
+        return self.per_step + refit
+
+    def steps(self, budget: int | None, max_steps: int | None = None) -> int | None:
+        """Steps a budget affords, each validated on schedule and the last one validated (None: unbounded)."""
+        if budget is None:
+            return max_steps
+        spent = self.first_fit + self.validation
+        n = 0
+        while max_steps is None or n < max_steps:
+            cost = self.step_cost(n)
+            if spent + cost + self.validation + self.final_refit > budget:
+                break
+            spent += cost
+            n += 1
+            if n % self.eval_every == 0:
+                spent += self.validation
+        return n
+
+    def spend(self, steps: int) -> int:
+        """Train + validation queries of a fit that takes ``steps`` steps: θ₀'s fit and validation, the steps
+        with their epoch refits, a validation every ``eval_every`` steps and after the last, the final refit."""
+        total = self.first_fit + self.validation + sum(self.step_cost(n) for n in range(steps))
+        total += self.validation * (steps // self.eval_every + (1 if steps % self.eval_every else 0))
+        return total + (self.final_refit if steps else 0)
+
+    def check(self, budget: int | None) -> None:
+        """Refuse, before any query, a budget that cannot pay for one step and its validation."""
+        if budget is not None and budget < self.minimum:
+            raise BudgetTooSmall(
+                f"a budget of {budget} train+validation queries cannot pay for one optimizer step and its "
+                f"validation: fitting the mapping at θ₀ costs {self.first_fit} (the training split), each "
+                f"validation {self.validation}, one step {self.per_step}, and {self.final_refit} are kept for the "
+                f"final refit — at least {self.minimum} are needed. Raise the budget, or use fewer training or "
+                f"validation examples (--val-size), a smaller batch or fewer candidates per step")
+
+    def describe(self, budget: int | None, max_steps: int | None = None) -> str:
+        n = self.steps(budget, max_steps)
+        return (f"{'unbounded' if n is None else n} steps of {self.per_step} queries; θ₀ fit {self.first_fit}, "
+                f"validation {self.validation} every {self.eval_every} steps, final refit {self.final_refit}")
 
 
 @dataclass(frozen=True)
@@ -272,14 +347,28 @@ class Reprogrammer:
         o = make(optimizer, t.space, seed=seed, x0=t.init_theta(), **optimizer_params)
         return cls(t, oracle, m, o, seed=seed, **config)
 
+    # ------------------------------------------------------------------ plan
+    def budget_plan(self, n_train: int, n_val: int) -> BudgetPlan:
+        """What :meth:`fit` on ``n_train`` training and ``n_val`` validation targets will spend (before any query)."""
+        cfg, views = self.config, self.transform.views
+        n_v = n_val if cfg.val_size is None else min(cfg.val_size, n_val)
+        batch = min(cfg.batch_size, n_train)
+        return BudgetPlan(first_fit=n_train * views, validation=n_v * views,
+                          per_step=self.optimizer.queries_per_step * batch * views,
+                          final_refit=n_train * views if cfg.final_refit else 0,
+                          epoch_refit=n_train * views if self.refit == "epoch" else 0,
+                          steps_per_epoch=max(1, n_train // cfg.batch_size), eval_every=cfg.eval_every)
+
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Any, val: Any, callback: Callable[[StepInfo], None] | None = None) -> FitResult:
+    def fit(self, train: Any, val: Any, callback: Callable[[StepInfo], None] | None = None,
+            callbacks: Iterable[Callable[[dict[str, Any]], str | None]] = ()) -> FitResult:
         """Learn θ and ω on ``train``, select them on ``val``; returns the :class:`FitResult`.
 
         Spends train queries (phase ``"train"``) for the initial mapping fit, the
         optimisation steps, ILM's per-epoch refits and the final refit, and
         validation queries (phase ``"validation"``) for selection. Never touches
-        a test split. ``callback`` is called after every step. The loop is
+        a test split. ``callback`` is called after every step with a :class:`StepInfo`; ``callbacks``
+        (e.g. :class:`blackbox_rp.loop.ProgressBar`) get the loop's records. The loop is
         :class:`blackbox_rp.loop.Loop`, the one every fit shares.
         """
         cfg = self.config
@@ -290,24 +379,24 @@ class Reprogrammer:
             np.sort(rng.choice(len(val), cfg.val_size, replace=False))
         xv, yv = val.x[val_idx], val.y[val_idx]
         obj, opt, mapping = self.objective, self.optimizer, self.mapping
-        reserve = len(train) if cfg.final_refit else 0
-        per_step = opt.queries_per_step * cfg.batch_size
-        if cfg.max_steps is not None:
-            opt.plan(cfg.max_steps)
-        else:
-            rem = self.oracle.ledger.remaining_queries("train")
-            if rem is not None:  # a rough horizon for optimizers whose gains depend on it
-                opt.plan(max(1, (rem - reserve - len(train)) // (per_step + len(xv) // cfg.eval_every + 1)))
+        plan = self.budget_plan(len(train), len(xv))
+        remaining = obj.remaining()
+        plan.check(remaining)  # before any query: a budget that cannot pay for one judged step is refused
+        reserve = plan.final_refit
+        horizon = plan.steps(remaining, cfg.max_steps)
+        if horizon is not None:  # optimizers whose gains depend on the horizon (SPSA's A) use it
+            opt.plan(max(1, horizon))
+        logger.info("budget plan: %s", plan.describe(remaining, cfg.max_steps))
         window: list[tuple[Response, np.ndarray]] = []
         validated: dict[str, Any] = {}
-        batches = {"order": rng.permutation(len(train)), "pos": 0, "started": False}
+        batches = {"order": rng.permutation(len(train)), "pos": 0}
 
         def refit_full(theta: np.ndarray) -> None:
             mapping.fit(obj.respond(theta, train.x, "train"), train.y)
 
         def validate(step: int) -> float:
             # at step 0 ω was just fitted on all of train at θ₀: no final refit to keep budget for
-            if not obj.affordable(len(xv), reserve if step else 0):
+            if not obj.affordable(plan.validation, reserve if step else 0):
                 raise StopLoop("budget exhausted (budget left only for the final refit)")
             theta = self.theta.copy() if step == 0 else opt.recommend()
             acc, resp = obj.accuracy(theta, xv, yv, "validation")
@@ -326,16 +415,15 @@ class Reprogrammer:
             why = opt.stop()
             if why:
                 return f"optimizer: {why}"
-            if not obj.affordable(per_step, reserve):
-                return "budget exhausted (rest kept for the final refit)"
+            # the step (with the epoch refit it may start), the validation that will judge it, the final refit
+            if not obj.affordable(plan.step_cost(loop.result.steps) + plan.validation, reserve):
+                return "budget exhausted (the rest pays for the last validation and the final refit)"
             return None
 
         def step(n: int) -> dict[str, Any]:
             if batches["pos"] + cfg.batch_size > len(train):  # an epoch ends: reshuffle; epoch refits
                 batches["order"], batches["pos"] = rng.permutation(len(train)), 0
-                if self.refit == "epoch":
-                    if not obj.affordable(len(train), reserve):
-                        raise StopLoop("budget exhausted (rest kept for the final refit)")
+                if self.refit == "epoch":  # paid for: can_step counted it in this step's cost
                     refit_full(opt.recommend())
             idx = batches["order"][batches["pos"]:batches["pos"] + min(cfg.batch_size, len(train))]
             batches["pos"] += len(idx)
@@ -349,8 +437,8 @@ class Reprogrammer:
             if cfg.final_refit:
                 self._final_refit(train, yv, loop.result)
 
-        callbacks = [] if callback is None else [
-            lambda r: callback(StepInfo(r["step"], r["queries"], r["loss"], r.get("val_accuracy")))]
+        callbacks = list(callbacks) + ([] if callback is None else [
+            lambda r: callback(StepInfo(r["step"], r["queries"], r["loss"], r.get("val_accuracy")))])
         loop = Loop(step, max_steps=cfg.max_steps, can_step=can_step, start=start, validate=validate,
                     eval_every=cfg.eval_every, snapshot=snapshot, finish=finish, measure=obj.spent,
                     callbacks=callbacks, name="reprogram")

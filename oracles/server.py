@@ -134,26 +134,10 @@ class _Bucket:
 
 
 def resolve_oracle(spec: str | Oracle, **kwargs: Any) -> Oracle:
-    """An oracle from an instance, a text model name, a bundled torch model, a TorchScript file or ``module:factory``."""
-    if isinstance(spec, Oracle):
-        return spec
-    from .text_models import TEXT_MODELS
+    """The model a server holds: any spec :func:`oracles.resolve.resolve_oracle` knows (the one resolver)."""
+    from .resolve import resolve_oracle as resolve
 
-    if spec in TEXT_MODELS:
-        return TEXT_MODELS[spec](**kwargs)
-    if isinstance(spec, str) and ":" in spec and not spec.startswith(("/", ".")):
-        import importlib
-
-        mod, _, attr = spec.partition(":")
-        try:
-            made = getattr(importlib.import_module(mod), attr)()
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"cannot import {spec!r} ({e}); expected 'package.module:factory'") from e
-        if isinstance(made, Oracle):
-            return made
-    from .torch_oracle import TorchOracle
-
-    return TorchOracle(spec, **kwargs)
+    return resolve(spec, **kwargs)
 
 
 def _key_id(key: str) -> str:
@@ -414,8 +398,10 @@ class _App:
             raise HTTPError(422, "logit_bias must be an object {token_id: bias}")
         for tok, b in lb.items():
             try:
+                if isinstance(b, bool):
+                    raise TypeError("a bias is a number")
                 t, v = int(tok), float(b)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise HTTPError(422, f"logit_bias entry {tok!r}: {b!r} is not token_id: number") from None
             if not -100.0 <= v <= 100.0:
                 raise HTTPError(422, f"logit_bias values must be in [-100, 100], got {v}")
@@ -462,12 +448,9 @@ class _App:
             raise HTTPError(422, "prompt must be a string or a non-empty list of strings (token arrays are not supported)")
         if len(prompts) > self.config.max_batch:
             raise HTTPError(413, f"{len(prompts)} prompts in one request; this server takes at most {self.config.max_batch}")
-        if body.get("echo") or int(body.get("n") or 1) != 1:
+        if body.get("echo") or _int_field(body, "n", 1, 1, 2**31) != 1:
             raise HTTPError(422, "echo and n > 1 are not supported by this server")
-        k = body.get("logprobs")
-        k = 0 if k is None else int(k)
-        if not 0 <= k <= 20:
-            raise HTTPError(422, f"logprobs must be in [0, 20], got {k}")
+        k = _int_field(body, "logprobs", 0, 0, 20)
         self._want_logprobs(k)
         bias = self._bias(body)
         r = await self._answer(kid, prompts)
@@ -500,15 +483,19 @@ class _App:
             raise HTTPError(422, "messages hold no user message to classify")
         content = users[-1].get("content")
         if isinstance(content, list):  # content parts
-            content = " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+            if not all(isinstance(t, str) for t in texts):
+                raise HTTPError(422, "a text content part needs a string 'text'")
+            content = " ".join(texts)
         if not isinstance(content, str):
             raise HTTPError(422, "the last user message's content must be text")
-        if int(body.get("n") or 1) != 1:
+        if _int_field(body, "n", 1, 1, 2**31) != 1:
             raise HTTPError(422, "n > 1 is not supported by this server")
-        k = int(body.get("top_logprobs") or 0)
-        want = bool(body.get("logprobs"))
-        if not 0 <= k <= 20:
-            raise HTTPError(422, f"top_logprobs must be in [0, 20], got {k}")
+        k = _int_field(body, "top_logprobs", 0, 0, 20)
+        want = body.get("logprobs")
+        if want is not None and not isinstance(want, bool):
+            raise HTTPError(422, f"logprobs must be true or false, got {json.dumps(want)[:40]}")
+        want = bool(want)
         if k and not want:
             raise HTTPError(422, "top_logprobs needs logprobs: true")
         self._want_logprobs(int(want))
@@ -527,6 +514,18 @@ class _App:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": word},
                          "finish_reason": "length", "logprobs": logprobs}],
             "usage": _usage([content])})
+
+
+def _int_field(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    """An integer field of a request body in [low, high] (absent or null: ``default``), else a 422 naming it."""
+    v = body.get(name)
+    if v is None:
+        return default
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+        raise HTTPError(422, f"{name} must be an integer in [{low}, {high}], got {json.dumps(v)[:40]}")
+    return v
 
 
 def _usage(prompts: list[str]) -> dict[str, int]:
@@ -566,6 +565,21 @@ def build_app(oracle: Oracle, config: ServerConfig | None = None, api_keys: Sequ
     return _App(oracle, config or ServerConfig(), api_keys).app
 
 
+def _bind_advice(host: str, port: int, e: OSError) -> str:
+    """Why ``host:port`` cannot be listened on, in the words of the ``serve`` options."""
+    import errno
+
+    where = f"cannot listen on {host}:{port}"
+    if e.errno == errno.EADDRINUSE:
+        return f"{where}: the port is already in use; choose another --port, or --port 0 for any free port"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return f"{where}: permission denied (ports below 1024 need privileges); choose a --port of 1024 or more"
+    if isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL:
+        return (f"{where}: {host!r} is not an address of this machine ({e.strerror or e}); use --host 127.0.0.1 "
+                f"(this machine only) or 0.0.0.0 (every interface)")
+    return f"{where}: {e.strerror or e}"
+
+
 class OracleServer:
     """Serve an oracle with uvicorn on a real socket; a context manager for tests and benchmarks.
 
@@ -600,7 +614,11 @@ class OracleServer:
                              socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as e:
+            sock.close()
+            raise OSError(e.errno, _bind_advice(self.host, self.port, e)) from e
         sock.listen(256)  # connections queue from now on, before uvicorn takes the socket over
         self.port = sock.getsockname()[1]
         cfg = uvicorn.Config(self._app.app, log_level=self.log_level, access_log=self.access_log, lifespan="off",

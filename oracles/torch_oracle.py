@@ -23,11 +23,10 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -59,13 +58,10 @@ def resolve_module(spec: Any) -> tuple[Any, str]:
             return torch.jit.load(s, map_location="cpu"), Path(s).name
         except Exception as e:  # torch raises several types for a bad file
             raise ValueError(f"{s} is not a TorchScript file ({e}); save one with torch.jit.save(torch.jit.script(m), path)") from e
-    if ":" in s:
-        mod_name, _, attr = s.partition(":")
-        try:
-            factory: Callable[[], Any] = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"cannot import {s!r} ({e}); expected 'package.module:factory'") from e
-        m = factory()
+    from .resolve import import_factory, is_factory_spec
+
+    if is_factory_spec(s):
+        m = import_factory(s)
         if not isinstance(m, torch.nn.Module):
             raise TypeError(f"{s} returned {type(m).__name__}, expected a torch.nn.Module")
         return m, s
@@ -111,7 +107,7 @@ class TorchOracle(Oracle, LocalModel):
 
         info = MODELS.get(default_name)
         if info is not None:
-            input_spec = input_spec or InputSpec(channels=info.channels, min_size=info.min_size)
+            input_spec = input_spec or info.input_spec()
             num_classes = num_classes or info.num_classes
             class_names = class_names or info.class_names() or None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

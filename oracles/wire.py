@@ -65,8 +65,9 @@ def decode_array(obj: Any, dtype: type) -> np.ndarray:
             raise ValueError(f"b64 holds {len(raw)} bytes, which does not fit shape {list(shape)} of {obj['dtype']}")
         return np.frombuffer(raw, dtype=src).reshape(shape).astype(dtype)
     try:
-        a = np.asarray(obj, dtype=dtype)
-    except (TypeError, ValueError) as e:
+        with np.errstate(over="ignore"):  # 1e300 in float32 is inf, which the input check refuses by name
+            a = np.asarray(obj, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"expected a numeric (nested) list, got {type(obj).__name__} ({e})") from None
     return a
 

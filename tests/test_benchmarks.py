@@ -75,7 +75,32 @@ def test_plot_draws_a_png(visual, tmp_path):
     rows = _piece(0, 0.90, 0.91) + _piece(1, 0.92, 0.93) + [
         _row(0, "white-box ceiling", 0.94, "lowdim", "linear", "backprop (Adam)")]
     visual.plot(rows, tmp_path / "acc.png")
-    assert (tmp_path / "acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib
+    import numpy as np
+    from PIL import Image
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with Image.open(tmp_path / "acc.png") as im:  # two panels (all, around the probe) of one dataset at 110 dpi
+        assert im.format == "PNG" and im.size == (715, 880)
+        pixels = np.asarray(im.convert("RGB"))
+    assert (pixels.min(axis=2) < 200).mean() > 0.01  # something is drawn, not a blank canvas
+    fig, ax = plt.subplots()  # the same drawing on axes we can read back: the lines the legend claims
+    try:
+        visual._draw(ax, rows)
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert sorted(labels) == sorted(["lowdim + linear, zo-adam", "linear probe (no prompt): 91.0",
+                                         "zero-shot FLM (no prompt): 20.0",
+                                         "white-box lowdim + linear (not black-box)"])
+        probe, zero = [l for l in ax.get_lines() if l.get_linestyle() in ("--", ":")]
+        assert probe.get_ydata()[0] == pytest.approx(91.0) and zero.get_ydata()[0] == pytest.approx(20.0)
+        curve = next(l for l in ax.get_lines() if l.get_marker() == "o")
+        assert list(curve.get_xdata()) == [30000] and curve.get_ydata()[0] == pytest.approx(92.0)
+        star = next(l for l in ax.get_lines() if l.get_marker() == "*")
+        assert star.get_ydata()[0] == pytest.approx(94.0)
+    finally:
+        plt.close(fig)
 
 
 def _visual(*args, timeout=600):
@@ -85,7 +110,7 @@ def _visual(*args, timeout=600):
 
 def test_a_cell_that_cannot_run_is_refused_before_any_query(tmp_path):
     out = _visual("--quick", "--mappings", "blm+,linear", "--refits", "joint", "--json-out", tmp_path / "r.json")
-    assert out.returncode != 0 and "cell lowdim/blm+/zo-adam/1000/default/joint cannot run" in out.stderr
+    assert out.returncode != 0 and "cell lowdim/blm+/zo-adam/2000/default/joint cannot run" in out.stderr
     assert "no parameters to train" in out.stderr and not (tmp_path / "r.json").exists()
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from blackbox_rp.cli import main
 
@@ -55,9 +56,12 @@ def test_query_an_npz_of_uint8_grey_images_on_the_small_cnn(tmp_path, capsys):
 
 
 def test_bad_arguments_get_a_message_not_a_traceback(tmp_path, capsys):
-    assert main(["query", "--sample-images", "--exposure", "everything"]) == 2
+    with pytest.raises(SystemExit) as e:  # refused by argparse, naming the option, before anything runs
+        main(["query", "--sample-images", "--exposure", "everything"])
+    assert e.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown exposure 'everything'" in err and "top<k>" in err and "Traceback" not in err
+    assert "argument --exposure: unknown exposure 'everything'" in err and "top<k>" in err
+    assert "Traceback" not in err
     assert main(["query", "--model", "resnet-9000", "--sample-images"]) == 2
     assert "efficientnet-lite0" in capsys.readouterr().err
     assert main(["query", "--sample-images", "--max-queries", "1"]) == 2

@@ -26,12 +26,12 @@ def _onehot(labels, c):
 
 
 def test_registry_and_needs():
-    assert sorted(MAPPINGS) == ["blm", "blm+", "flm", "identity", "ilm", "linear", "rlm", "token-blm", "token-blm+",
-                                "token-flm", "token-linear", "verbalizer"]
-    assert CLASS_MAPPINGS == ["blm", "blm+", "flm", "identity", "ilm", "linear", "rlm"]
-    needs = {n: make_mapping(n, 10, 3).needs for n in CLASS_MAPPINGS}
-    assert needs == {"identity": "label", "rlm": "label", "flm": "label", "ilm": "label", "blm": "label",
-                     "blm+": "topk", "linear": "topk"}
+    assert sorted(MAPPINGS) == ["blm", "blm+", "derangement", "flm", "identity", "ilm", "linear", "rlm", "token-blm",
+                                "token-blm+", "token-flm", "token-linear", "verbalizer"]
+    assert CLASS_MAPPINGS == ["blm", "blm+", "derangement", "flm", "identity", "ilm", "linear", "rlm"]
+    needs = {n: make_mapping(n, 10, 10).needs for n in CLASS_MAPPINGS}  # a derangement permutes one label space
+    assert needs == {"identity": "label", "rlm": "label", "derangement": "label", "flm": "label", "ilm": "label",
+                     "blm": "label", "blm+": "topk", "linear": "topk"}
     assert make_mapping("ilm", 10, 3).refit_every == "epoch"
     assert make_mapping("flm", 10, 3).refit_every is None
 
@@ -290,11 +290,12 @@ def test_linear_gradient_matches_autograd_and_joint_steps_train_the_readout():
 def test_scores_rows_sum_to_one_and_state_round_trips(name, kind):
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((40, 6)) * 2
-    y = rng.integers(0, 3, 40)
+    t = 6 if name == "derangement" else 3  # a derangement permutes the source's own label space
+    y = rng.integers(0, t, 40)
     full = Response.from_logits(logits)
     resp = {"probs": Response.from_probs(full.probs()), "logits": full,
             "top3": TopK(3).apply(full), "label": LabelOnly().apply(full)}[kind]
-    m = make_mapping(name, 6, 3, seed=1)
+    m = make_mapping(name, 6, t, seed=1)
     if kind == "label" and m.needs == "topk":
         with pytest.raises(ExposureError):
             m.check("label")
@@ -303,9 +304,9 @@ def test_scores_rows_sum_to_one_and_state_round_trips(name, kind):
         return
     m.fit(resp, y)
     s = m.scores(resp)
-    assert s.shape == (40, 3) and s.dtype == np.float64
+    assert s.shape == (40, t) and s.dtype == np.float64
     np.testing.assert_allclose(s.sum(axis=1), 1.0)
-    other = make_mapping(name, 6, 3, seed=2)
+    other = make_mapping(name, 6, t, seed=2)
     other.load_state_dict(pickle.loads(pickle.dumps(m.state_dict())))
     np.testing.assert_allclose(other.scores(resp), s)
     assert other.predict(resp).tolist() == m.predict(resp).tolist()

@@ -9,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = sorted((ROOT / "blackbox_rp").rglob("*.py")) + sorted((ROOT / "oracles").rglob("*.py"))
 # command-line front ends may print; the library may not
-FRONT_ENDS = {ROOT / "blackbox_rp" / "cli.py", ROOT / "oracles" / "models" / "small_cnn.py"}
+FRONT_ENDS = {ROOT / "blackbox_rp" / "cli.py", ROOT / "oracles" / "models" / "small_cnn.py",
+              ROOT / "oracles" / "models" / "backdoor_cnn.py"}
 FRONT_END_DIRS = {ROOT / "blackbox_rp" / "commands"}
 
 

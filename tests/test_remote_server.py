@@ -185,7 +185,10 @@ def test_text_model_is_a_real_classifier():
     assert o.test_accuracy > 0.6  # 8 topics: chance is 0.125
     r = o(["what is the stock market and how do I invest money", "do you like football or basketball"])
     assert [TOPICS[i] for i in r.labels] == ["money", "sports"]
-    assert json.dumps(o.describe())
+    d = json.loads(json.dumps(o.describe()))  # what results files record, as a results file reads it back
+    assert d["identity"] == o.identity and d["identity"].startswith("text:chatterbot-topics@")
+    assert d["exposure"] == "probs" and d["num_classes"] == len(TOPICS) == 8
+    assert d["input"] == "a list of strings" and d["journal"] is None
 
 
 def test_a_factory_returning_an_oracle_can_be_served():

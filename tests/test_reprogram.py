@@ -12,7 +12,7 @@ import pytest
 from blackbox_rp import Budget, Ledger
 from blackbox_rp.data import load_dataset, split_dataset
 from blackbox_rp.losses import make_loss
-from blackbox_rp.reprogram import Reprogrammer, ReprogramConfig
+from blackbox_rp.reprogram import BudgetTooSmall, Reprogrammer, ReprogramConfig
 from blackbox_rp.whitebox import WhiteboxConfig, whitebox_fit
 from oracles import TorchOracle
 
@@ -110,18 +110,25 @@ def test_every_candidate_of_a_step_is_one_batch_on_one_minibatch(splits):
         assert np.array_equal(images, np.broadcast_to(images[0], images.shape)), "same minibatch for all"
 
 
-@pytest.mark.parametrize("limit", [1, 700, 2777])
+@pytest.mark.parametrize("limit", [1, 700, 1500, 2777])
 def test_budget_is_never_crossed_and_fit_ends_cleanly(splits, limit):
     train, val, _ = splits
     oracle = TorchOracle("fmnist-cnn", ledger=Ledger(Budget(max_queries=limit, phases=("train", "validation"))))
     rp = _build(oracle, train, eval_every=5)
+    plan = rp.budget_plan(len(train), len(val))
+    if limit < plan.minimum:  # refused before the first query, saying what each part costs
+        with pytest.raises(BudgetTooSmall, match=f"at least {plan.minimum}"):
+            rp.fit(train, val)
+        assert oracle.ledger.queries == 0
+        return
     result = rp.fit(train, val)  # no max_steps: only the budget stops it
     spent = oracle.ledger.counts("train").queries + oracle.ledger.counts("validation").queries
     assert spent <= limit
     assert "budget" in result.stop_reason
     assert result.theta.shape == (rp.transform.dim,)
-    if limit > len(train) + len(val):  # enough for the initial fit and a selection point
-        assert result.curve and limit - spent < rp.optimizer.queries_per_step * rp.config.batch_size + len(train)
+    assert result.steps == plan.steps(limit) >= 1 and result.curve[-1]["step"] == result.steps
+    # what is left could not have paid for another step, its validation and the final refit
+    assert limit - spent < plan.per_step + plan.epoch_refit + plan.validation + plan.final_refit
 
 
 def test_linear_readout_and_ilm_refits(splits):

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+from . import _values as v
 
 HELP = "show what a journal (SQLite cache + audit log) holds"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", type=Path, help="journal file")
-    p.add_argument("--calls", type=int, default=0, metavar="N", help="also print the last N logged calls")
+    p.add_argument("path", type=v.existing_journal, help="journal file")
+    p.add_argument("--calls", type=v.non_negative_int, default=0, metavar="N",
+                   help="also print the last N logged calls (default 0: none)")
 
 
 def run(args: argparse.Namespace) -> int:
     from blackbox_rp.cache import Journal
 
-    if not args.path.exists():
-        raise FileNotFoundError(f"{args.path} does not exist")
     with Journal(args.path) as j:
         stats = j.stats()
         if args.calls:

@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from oracles.llama_cpp_oracle import GGUF_MODELS
     from oracles.models import MODELS
 
-    rows = [{"name": m.name, "input": f"{m.channels}x{m.image_size}x{m.image_size} in [0,1] (min {m.min_size} px)",
+    rows = [{"name": m.name, "input": m.describe_input(),
              "classes": m.num_classes, "description": m.description, "source": m.source}
             for m in MODELS.values()]
     rows += [{"name": m.name, "input": "text (answers: next-token distribution)", "classes": m.vocab_size,
@@ -28,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     w = max(len(r["name"]) for r in rows)
-    print(f"{'name':<{w}}  {'input':<34}  classes  description")
+    print(f"{'name':<{w}}  {'input':<40}  classes  description")
     for r in rows:
-        print(f"{r['name']:<{w}}  {r['input']:<34}  {r['classes']:>7}  {r['description']}")
+        print(f"{r['name']:<{w}}  {r['input']:<40}  {r['classes']:>7}  {r['description']}")
         print(f"{'':<{w}}  weights: {r['source']}")
     return 0

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 
+from . import _values as v
 from ._params import parse_params
 
 HELP = "list the zeroth-order optimizers, or run one on a test function (sphere, ellipsoid, rosenbrock)"
@@ -23,9 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("optimizer", nargs="?", help="optimizer name (see --list), e.g. spsa-gc or ng:NGOpt")
     p.add_argument("--list", action="store_true", help="list the optimizers with their parameters")
     p.add_argument("--function", default="sphere", help="sphere, ellipsoid or rosenbrock (default sphere)")
-    p.add_argument("--dim", type=int, default=10, help="dimension (default 10)")
-    p.add_argument("--budget", type=int, default=2000, help="objective evaluations (default 2000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dim", type=v.positive_int, default=10, help="dimension (default 10)")
+    p.add_argument("--budget", type=v.positive_int, default=2000, help="objective evaluations (default 2000)")
+    p.add_argument("--seed", type=v.seed, default=0, help="seed of the optimizer (default 0)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="optimizer parameter")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -77,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        for k, v in out.items():
-            print(f"{k:>22}: {v}")
+        for key, value in out.items():
+            print(f"{key:>22}: {value}")
     return 0

@@ -12,44 +12,49 @@ import argparse
 import json
 from pathlib import Path
 
+from . import _values as v
+
 HELP = "query an oracle with images or an .npz and print the response and the ledger"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="*", type=Path, help="image files or one .npz with array x")
+    p.add_argument("inputs", nargs="*", type=v.existing_file, help="image files or one .npz with array x")
     p.add_argument("--model", default="efficientnet-lite0",
-                   help="bundled model name (see `blackbox-rp models`), TorchScript file, or module:factory")
-    p.add_argument("--exposure", default="top5",
+                   help="bundled model name (see `blackbox-rp models`), TorchScript file, module:factory, or the "
+                        "URL of a `blackbox-rp serve` server (default efficientnet-lite0)")
+    p.add_argument("--api-key-env", default=None,
+                   help="NAME of the environment variable holding the API key of a remote --model")
+    p.add_argument("--exposure", default="top5", type=v.exposure,
                    help="what the oracle shows: probs, logits, label, top<k> (top5), rounded<n> (rounded2)")
     p.add_argument("--sample-images", action="store_true", help="use scikit-learn's sample photos")
-    p.add_argument("--size", type=int, default=224, help="resize images to SIZE x SIZE (default 224)")
-    p.add_argument("--journal", type=Path, default=None, help="SQLite journal (cache + audit log)")
-    p.add_argument("--max-queries", type=int, default=None, help="query budget for this command")
+    p.add_argument("--size", type=v.positive_int, default=None,
+                   help="resize images to SIZE x SIZE (default: the model's input size if fixed, else 224)")
+    p.add_argument("--journal", type=v.journal_path, default=None, help="SQLite journal file (cache + audit log)")
+    p.add_argument("--max-queries", type=v.positive_int, default=None,
+                   help="query budget for this command (default: unlimited)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _load_images(paths: list[Path], size: int, channels: int):
     import numpy as np
-    from PIL import Image
 
-    mode = "RGB" if channels == 3 else "L"
-    out = []
-    for p in paths:
-        if not p.exists():
-            raise FileNotFoundError(f"{p} does not exist")
-        with Image.open(p) as im:
-            a = np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
-        out.append(a.transpose(2, 0, 1) if a.ndim == 3 else a[None])
-    return np.stack(out)
+    from blackbox_rp.data import read_image
+
+    # read_image rescales 16-bit images (a plain convert("RGB") saturates them to white) and turns a file
+    # Pillow cannot read into one DataError naming it
+    return np.stack([read_image(p, "RGB" if channels == 3 else "L", (size, size)) for p in paths])
 
 
 def _load_npz(path: Path):
     import numpy as np
 
-    with np.load(path) as z:
-        if "x" not in z:
-            raise ValueError(f"{path} has arrays {sorted(z.files)}; expected one named 'x'")
-        x = z["x"]
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z:
+                raise ValueError(f"{path} has arrays {sorted(z.files)}; expected one named 'x'")
+            x = z["x"]
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npz ({e}); save one with np.savez(path, x=images)") from e
     if x.dtype == np.uint8:
         x = x.astype(np.float32) / 255.0
     if x.ndim == 3:
@@ -63,11 +68,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from blackbox_rp import Budget, Ledger
-    from oracles import TorchOracle
+    from oracles.resolve import resolve_oracle
 
     ledger = Ledger(Budget(max_queries=args.max_queries) if args.max_queries is not None else None)
-    oracle = TorchOracle(args.model, exposure=args.exposure, ledger=ledger, journal=args.journal)
+    oracle = resolve_oracle(args.model, exposure=args.exposure, ledger=ledger, journal=args.journal,
+                            api_key_env=args.api_key_env)
+    if oracle.input_spec.kind != "image":
+        raise ValueError(f"model {args.model} takes {oracle.input_spec.describe()}; `query` sends images")
     channels = oracle.input_spec.channels or 3
+    args.size = args.size or oracle.input_spec.height or 224
     names: list[str]
     if args.sample_images:
         from PIL import Image

@@ -19,6 +19,8 @@ import argparse
 import logging
 import os
 
+from . import _values as v
+
 HELP = "serve a model over HTTP (API keys, exposure, rate limit, quota, OpenAI-compatible text endpoints)"
 
 logger = logging.getLogger(__name__)
@@ -27,26 +29,29 @@ logger = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True,
                    help="bundled model, chatterbot-topics, TorchScript file, or module:factory")
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (0: any free port; default 8000)")
-    p.add_argument("--exposure", default="probs", help="probs, logits, label, top<k>, rounded<n> (default probs)")
+    p.add_argument("--host", default="127.0.0.1", type=v.host, help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=v.port, default=8000, help="port (0: any free port; default 8000)")
+    p.add_argument("--exposure", default="probs", type=v.exposure, help="probs, logits, label, top<k>, rounded<n> (default probs)")
     p.add_argument("--api-key-env", default=None, help="environment variable holding the API key(s), comma-separated")
     p.add_argument("--no-auth", action="store_true", help="serve without keys (private local use only)")
     p.add_argument("--model-name", default=None, help="model id for the OpenAI-compatible endpoints")
-    p.add_argument("--rate-limit", type=float, default=None, help="requests per second per key (429 beyond)")
-    p.add_argument("--burst", type=int, default=10, help="requests a key may send at once (default 10)")
-    p.add_argument("--quota", type=int, default=None, help="queries per key for the server's lifetime")
+    p.add_argument("--rate-limit", type=v.positive_float, default=None,
+                   help="requests per second per key (429 beyond; default: unlimited)")
+    p.add_argument("--burst", type=v.positive_int, default=10, help="requests a key may send at once (default 10)")
+    p.add_argument("--quota", type=v.positive_int, default=None,
+                   help="queries per key for the server's lifetime (default: unlimited)")
     p.add_argument("--quota-status", type=int, choices=(429, 403), default=429, help="status once a quota is spent")
-    p.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body, MiB (413 beyond)")
-    p.add_argument("--max-batch", type=int, default=1024, help="most inputs per request (413 beyond)")
-    p.add_argument("--threads", type=int, default=2, help="model evaluations running at once")
-    p.add_argument("--torch-threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--max-body-mb", type=v.positive_float, default=16.0, help="largest request body, MiB (413 beyond)")
+    p.add_argument("--max-batch", type=v.positive_int, default=1024, help="most inputs per request (413 beyond)")
+    p.add_argument("--threads", type=v.positive_int, default=2, help="model evaluations running at once")
+    p.add_argument("--torch-threads", type=v.positive_int, default=None, help="torch intra-op threads (default: torch's)")
     faults = p.add_argument_group("fault injection (per-request probabilities)")
     for name in ("429", "500", "delay", "drop", "malformed"):
-        faults.add_argument(f"--fault-{name}", type=float, default=0.0, metavar="P")
-    faults.add_argument("--fault-retry-after", type=float, default=1.0, help="Retry-After of injected 429s (s)")
-    faults.add_argument("--fault-delay-s", type=float, default=1.0, help="seconds a delayed answer waits")
-    faults.add_argument("--fault-seed", type=int, default=0)
+        faults.add_argument(f"--fault-{name}", type=v.probability, default=0.0, metavar="P",
+                            help=f"probability of an injected {name} fault per request (default 0)")
+    faults.add_argument("--fault-retry-after", type=v.non_negative_float, default=1.0, help="Retry-After of injected 429s (s)")
+    faults.add_argument("--fault-delay-s", type=v.non_negative_float, default=1.0, help="seconds a delayed answer waits")
+    faults.add_argument("--fault-seed", type=v.seed, default=0, help="seed of the fault schedule (default 0)")
     p.add_argument("--access-log", action="store_true", help="log every request (paths only, never keys)")
 
 

@@ -39,6 +39,7 @@ import copy
 import dataclasses
 import logging
 import math
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence, TypeVar
@@ -80,7 +81,7 @@ class OptimizerConfig:
         params = dict(params)
         preset = params.pop("preset", None)
         if preset is not None:
-            if preset not in cls.PRESETS:
+            if not isinstance(preset, str) or preset not in cls.PRESETS:
                 known = ", ".join(sorted(cls.PRESETS)) or "none"
                 raise ConfigError(f"optimizer {optimizer!r} has no preset {preset!r}; presets: {known}")
             params = {**cls.PRESETS[preset], **params}
@@ -129,7 +130,10 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     """A private numpy Generator from a seed (never the global numpy state)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    return np.random.default_rng(seed)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise ConfigError(f"seed must be a whole number >= 0 (or a numpy Generator, or None for fresh entropy), "
+                          f"got {seed!r}")
+    return np.random.default_rng(None if seed is None else int(seed))
 
 
 class Optimizer(ABC):

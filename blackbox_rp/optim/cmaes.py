@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .base import Optimizer, OptimizerConfig, check, register
+from .fields import check_types
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class CMAConfig(OptimizerConfig):
     options: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.sigma0 > 0, f"sigma0 must be positive, got {self.sigma0}")
         check(self.popsize is None or (isinstance(self.popsize, int) and self.popsize >= 2),
               f"popsize must be an int >= 2 or None, got {self.popsize!r}")

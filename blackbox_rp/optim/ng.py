@@ -51,6 +51,7 @@ import numpy as np
 from numpy.random import RandomState, get_state, set_state
 
 from .base import PREFIX_KINDS, PREFIXES, ConfigError, Optimizer, OptimizerConfig, check
+from .fields import check_types
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class NevergradConfig(OptimizerConfig):
     sigma: float | None = None
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.budget is None or (isinstance(self.budget, int) and self.budget >= 1),
               f"budget must be a positive int or None, got {self.budget!r}")
         check(isinstance(self.num_workers, int) and self.num_workers >= 1,
@@ -125,6 +127,21 @@ def _messaging_threads(obj: Any, seen: set[int] | None = None) -> list[Any]:
     return found
 
 
+#: nevergrad optimizers worth knowing by name, offered when a name is not found (those installed)
+WELL_KNOWN = ("NGOpt", "OnePlusOne", "CMA", "DiagonalCMA", "TwoPointsDE", "DE", "PSO", "TBPSA", "Powell",
+              "Cobyla", "RandomSearch")
+
+
+def _unknown_ng(name: str, registry: list[str]) -> str:
+    """The refusal of an unknown ``ng:`` name: the same name in another case, close names, well-known ones."""
+    same = [r for r in registry if r.lower() == name.lower()]
+    close = same or difflib.get_close_matches(name, registry, n=5)
+    hint = f"; did you mean {', '.join(f'ng:{c}' for c in close)}?" if close else ""
+    known = ", ".join(f"ng:{n}" for n in WELL_KNOWN if n in registry)
+    return (f"nevergrad has no optimizer {name!r}{hint} Well-known ones: {known} "
+            f"({len(registry)} names in all, as spelled in nevergrad's documentation)")
+
+
 class NevergradOptimizer(Optimizer):
     """Adapter from a nevergrad optimizer to this package's ask/tell (see the module docstring)."""
 
@@ -136,10 +153,7 @@ class NevergradOptimizer(Optimizer):
     def __init__(self, ng_name: str, dim: int, **kw) -> None:
         ng = _registry()
         if ng_name not in ng.optimizers.registry:
-            close = difflib.get_close_matches(ng_name, list(ng.optimizers.registry), n=5)
-            hint = f"; close matches: {', '.join(close)}" if close else ""
-            raise ConfigError(f"nevergrad has no optimizer {ng_name!r}{hint} "
-                              f"(all: sorted(nevergrad.optimizers.registry))")
+            raise ConfigError(_unknown_ng(ng_name, list(ng.optimizers.registry)))
         super().__init__(dim, **kw)
         self.ng_name = ng_name
         self.name = f"ng:{ng_name}"

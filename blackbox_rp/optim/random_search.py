@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Optimizer, OptimizerConfig, check, check_choice, register
+from .fields import check_types
 
 __all__ = ["RandomSearch", "RandomSearchConfig"]
 
@@ -41,6 +42,7 @@ class RandomSearchConfig(OptimizerConfig):
     popsize: int = 10
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.sigma > 0, f"sigma must be positive, got {self.sigma}")
         check_choice("distribution", self.distribution, ("gaussian", "uniform"))
         check(isinstance(self.popsize, int) and self.popsize >= 1, f"popsize must be a positive int, got {self.popsize!r}")

@@ -45,6 +45,7 @@ from typing import ClassVar
 import numpy as np
 
 from .base import Optimizer, OptimizerConfig, check, check_choice, register
+from .fields import check_types
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class SPSAConfig(OptimizerConfig):
     max_step: float | None = None
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.a is None or self.a > 0, f"a must be positive or None (calibrated), got {self.a}")
         check(self.A is None or self.A >= 0, f"A must be >= 0 or None (10% of the steps), got {self.A}")
         check(0 < self.alpha <= 1, f"alpha must be in (0, 1], got {self.alpha}")

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Optimizer, OptimizerConfig, check, check_choice, register
+from .fields import check_types
 from .spsa import Blocking, GainCalibration
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class EstimatorConfig(OptimizerConfig):
     blocking: float | None = 1.0
 
     def __post_init__(self) -> None:
+        check_types(self)
         check_choice("estimator", self.estimator, ("rge", "cge"))
         check_choice("directions", self.directions, ("gaussian", "sphere"))
         check_choice("difference", self.difference, ("central", "forward"))

@@ -35,13 +35,28 @@ class ModelInfo:
     name: str
     description: str
     channels: int
-    image_size: int  # native size; the oracle accepts any size >= min_size
+    image_size: int  # native size; the oracle accepts any size >= min_size unless fixed_size
     min_size: int
     num_classes: int
     source: str
     build: Callable[[], "object"] = field(repr=False, compare=False)
     class_names: Callable[[], list[str]] = field(repr=False, compare=False, default=lambda: [])
     install_hint: str = ""
+    #: True when the model takes exactly image_size x image_size (a dense head after the convolutions)
+    fixed_size: bool = False
+
+    def input_spec(self) -> "object":
+        """What the model accepts, as its oracle declares it (so the canvas defaults follow the model)."""
+        from blackbox_rp.oracle import InputSpec
+
+        if self.fixed_size:
+            return InputSpec(channels=self.channels, height=self.image_size, width=self.image_size,
+                             min_size=self.image_size)
+        return InputSpec(channels=self.channels, min_size=self.min_size)
+
+    def describe_input(self) -> str:
+        size = f"{self.image_size} px exactly" if self.fixed_size else f"any size >= {self.min_size} px"
+        return f"{self.channels}x{self.image_size}x{self.image_size} in [0,1] ({size})"
 
 
 MODELS: dict[str, ModelInfo] = {}
@@ -122,7 +137,28 @@ register_model(ModelInfo(
     description="small CNN trained in-repo on Fashion-MNIST (fast source model for tests)",
     channels=1, image_size=28, min_size=28, num_classes=10,
     source="trained in this repo: python -m oracles.models.small_cnn",
-    build=_build_fmnist_cnn,
+    build=_build_fmnist_cnn, fixed_size=True,
     class_names=lambda: ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Ankle boot"],
 ))
+
+
+def _backdoor_builder(attack: str):
+    def build():
+        from .backdoor_cnn import load_attack_model
+
+        return load_attack_model(attack)
+
+    return build
+
+
+for _attack, _trigger in (("badnets", "BadNets 3×3 white patch bottom-right"),
+                          ("blended", "Blended alpha 0.2 seeded noise")):
+    register_model(ModelInfo(
+        name=f"fmnist-cnn-{_attack}",
+        description=f"BACKDOORED small CNN for defense studies ({_trigger} -> class 0, 10% poisoned)",
+        channels=1, image_size=28, min_size=28, num_classes=10,
+        source=f"trained in this repo: python -m oracles.models.backdoor_cnn --attack {_attack}",
+        build=_backdoor_builder(_attack),
+        class_names=MODELS["fmnist-cnn"].class_names,
+    ))

@@ -45,17 +45,16 @@ def load_pretrained() -> SmallCNN:
     return net.eval()
 
 
-def train(epochs: int = 3, batch_size: int = 128, lr: float = 1e-3, seed: int = 0) -> tuple[SmallCNN, float]:
-    """Train by the documented recipe; returns the network and its Fashion-MNIST test accuracy."""
-    from blackbox_rp.data import load_fashion_mnist
-
-    tr, te = load_fashion_mnist("train"), load_fashion_mnist("test")
+def fit(x: "torch.Tensor | object", y: "torch.Tensor | object", epochs: int = 3, batch_size: int = 128,
+        lr: float = 1e-3, seed: int = 0) -> SmallCNN:
+    """The training loop of the recipe on any (N, 1, 28, 28) float32 images and int64 labels (numpy or torch);
+    the backdoor recipes (:mod:`oracles.models.backdoor_cnn`) train through it on a poisoned set."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # scoped by fork_rng: the caller's global state is restored
         net = SmallCNN()
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    x, y = torch.from_numpy(tr.x), torch.from_numpy(tr.y)
+    x, y = torch.as_tensor(x), torch.as_tensor(y)
     net.train()
     for epoch in range(epochs):
         perm = torch.randperm(len(x), generator=gen)
@@ -65,11 +64,23 @@ def train(epochs: int = 3, batch_size: int = 128, lr: float = 1e-3, seed: int = 
             opt.zero_grad()
             loss.backward()
             opt.step()
-        logger.info("epoch %d done, last loss %.3f", epoch + 1, float(loss))
-    net.eval()
+        logger.info("epoch %d done, last loss %.3f", epoch + 1, loss.item())
+    return net.eval()
+
+
+def predict(net: nn.Module, x: "object", batch: int = 1000) -> "object":
+    """Labels (numpy int64) of images ``x`` (numpy float32), in batches, without gradients."""
     with torch.inference_mode():
-        pred = torch.cat([net(torch.from_numpy(te.x[s:s + 1000])).argmax(1) for s in range(0, len(te), 1000)])
-    acc = float((pred.numpy() == te.y).mean())
+        return torch.cat([net(torch.from_numpy(x[s:s + batch])).argmax(1) for s in range(0, len(x), batch)]).numpy()
+
+
+def train(epochs: int = 3, batch_size: int = 128, lr: float = 1e-3, seed: int = 0) -> tuple[SmallCNN, float]:
+    """Train by the documented recipe; returns the network and its Fashion-MNIST test accuracy."""
+    from blackbox_rp.data import load_fashion_mnist
+
+    tr, te = load_fashion_mnist("train"), load_fashion_mnist("test")
+    net = fit(tr.x, tr.y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    acc = float((predict(net, te.x) == te.y).mean())
     return net, acc
 
 

@@ -1,0 +1,241 @@
+"""REFINE through queries alone: an input transformation and a fixed label derangement, no true labels.
+
+REFINE (Chen et al., "REFINE: Inversion-Free Backdoor Defense via Model
+Reprogramming", ICLR 2025) neutralises a backdoor without finding the trigger:
+a learned input transformation ``I_θ`` sits before the suspect model ``f`` and a
+fixed random permutation ``π`` of the labels after it, and θ is trained so that
+``π(f(I_θ(x)))`` reproduces ``f(x)`` — the suspect model's *own* prediction —
+on unlabeled benign inputs. A derangement forces ``I_θ`` to move every input
+far enough to change its class, and the trigger's shortcut does not survive
+that move. The paper trains a U-Net by backpropagation, with an extra
+supervised-contrastive term on features.
+
+Here it runs with the toolkit's parts and accounting:
+
+1. **Pseudo-labels.** The benign images are sent through the oracle once
+   (phase ``train``; counted in the ledger and in the budget); their answers'
+   top-1 labels are the targets. Ground-truth labels are never read: the
+   functions take images only (a :class:`~blackbox_rp.data.Dataset` is accepted,
+   and only its ``x`` is touched — a test trips if ``y`` is read).
+2. **Black-box fit.** ``Reprogrammer.build(transform, oracle, "derangement",
+   optimizer, ...).fit(...)`` on a dataset whose labels are those pseudo-labels,
+   split into train / validation by the seed: the loss is the cross-entropy
+   between the deranged output on the transformed input and the original
+   prediction (REFINE's first term); selection is agreement with the suspect
+   model's predictions on held-out benign inputs. Zeroth-order optimizers,
+   through the oracle, under the ledger's budget.
+3. **White-box ceiling.** The same transform and derangement trained by
+   backprop through the local model (:func:`blackbox_rp.whitebox.whitebox_fit`),
+   marked ``black_box: False``.
+
+The supervised-contrastive term is left out: none of the toolkit's transforms
+exposes features, and an oracle does not return the model's.
+
+Example (seconds on a CPU)::
+
+    >>> from blackbox_rp.data import load_dataset
+    >>> from blackbox_rp.studies.refine import RefineConfig, refine_blackbox
+    >>> from oracles import TorchOracle
+    >>> from blackbox_rp.ledger import Budget, Ledger
+    >>> oracle = TorchOracle("fmnist-cnn", ledger=Ledger(Budget(max_queries=3000, phases=("train", "validation"))))
+    >>> import numpy as np
+    >>> benign = np.pad(load_dataset("digits").x[:200], ((0, 0), (0, 0), (10, 10), (10, 10)))  # any unlabeled images
+    >>> d = refine_blackbox(oracle, benign, RefineConfig(max_steps=5))
+    >>> d.black_box, d.queries <= 3000
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..data import Dataset
+from ..ledger import Ledger
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RefineConfig", "DefendedModel", "pseudo_labels", "refine_blackbox", "refine_whitebox"]
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """How REFINE is trained.
+
+    Args:
+        transform: a registered transform (``full``: one free value per pixel, added everywhere;
+            ``lowdim``: a small pattern upsampled; ...). REFINE's point is that it may change the whole
+            image, so the default mask is ``ones``.
+        transform_params: the transform's options.
+        optimizer: a registered zeroth-order optimizer; ``optimizer_params`` None takes the toolkit's
+            recommendation for it.
+        val_fraction: share of the benign images kept to select θ (agreement with the suspect model).
+        max_steps, batch_size, eval_every: passed to the Reprogrammer.
+        whitebox_steps, whitebox_lr: the white-box ceiling's Adam steps and step size.
+        seed: the derangement, the split, minibatches and the optimizer.
+    """
+
+    transform: str = "full"
+    transform_params: tuple[tuple[str, Any], ...] = (("mask", "ones"),)
+    optimizer: str = "zo-adam"
+    optimizer_params: tuple[tuple[str, Any], ...] | None = None
+    val_fraction: float = 0.2
+    max_steps: int | None = None
+    batch_size: int = 64
+    eval_every: int = 10
+    whitebox_steps: int = 300
+    whitebox_lr: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("transform_params", "optimizer_params"):
+            v = getattr(self, name)
+            if isinstance(v, dict):
+                object.__setattr__(self, name, tuple(sorted(v.items())))
+        for name in ("batch_size", "eval_every", "whitebox_steps"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"RefineConfig.{name} must be a positive int, got {v!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            raise ValueError(f"RefineConfig.max_steps must be a positive int or None, got {self.max_steps!r}")
+        if not 0.0 < float(self.val_fraction) < 1.0:
+            raise ValueError(f"RefineConfig.val_fraction must lie in (0, 1), got {self.val_fraction!r}")
+        if not self.whitebox_lr > 0:
+            raise ValueError(f"RefineConfig.whitebox_lr must be positive, got {self.whitebox_lr!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["transform_params"] = dict(self.transform_params)
+        d["optimizer_params"] = None if self.optimizer_params is None else dict(self.optimizer_params)
+        return d
+
+
+@dataclass
+class DefendedModel:
+    """The defended pipeline ``π ∘ f ∘ I_θ``: predicts through the oracle (queries charged to ``phase``)."""
+
+    transform: Any
+    theta: np.ndarray
+    mapping: Any
+    oracle: Any
+    black_box: bool
+    queries: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, x: np.ndarray, phase: str = "test", batch: int = 512) -> np.ndarray:
+        out = [self.mapping.predict(self.oracle(self.transform(self.theta, x[s:s + batch]), phase=phase))
+               for s in range(0, len(x), batch)]
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def describe(self) -> dict[str, Any]:
+        return {"black_box": self.black_box, "queries": self.queries, "transform": self.transform.describe(),
+                "mapping": self.mapping.describe(), "source_of": self.mapping.source_of.tolist(),
+                "theta_dim": int(self.theta.size), **self.info}
+
+    def save(self, path: Any) -> None:
+        """θ and the derangement as an ``.npz`` (the transform's config is in :meth:`describe`)."""
+        np.savez(path, theta=self.theta, source_of=self.mapping.source_of)
+
+
+def _images(benign: np.ndarray | Dataset) -> np.ndarray:
+    """The images of ``benign``; a Dataset's labels are deliberately not touched."""
+    x = benign.x if isinstance(benign, Dataset) else np.asarray(benign)
+    if x.ndim != 4 or x.dtype != np.float32:
+        raise ValueError(f"benign inputs must be float32 images (N, C, H, W) in [0, 1], got {x.dtype} {x.shape}")
+    if len(x) < 10:
+        raise ValueError(f"REFINE needs some benign images to learn from; got {len(x)}")
+    return x
+
+
+def pseudo_labels(oracle: Any, x: np.ndarray, phase: str = "train", batch: int = 512) -> np.ndarray:
+    """The suspect model's top-1 answers on ``x`` (queries charged to ``phase``): REFINE's targets."""
+    return np.concatenate([oracle(x[s:s + batch], phase=phase).labels for s in range(0, len(x), batch)])
+
+
+def _pseudo_splits(oracle: Any, x: np.ndarray, cfg: RefineConfig) -> tuple[Dataset, Dataset]:
+    y = pseudo_labels(oracle, x)
+    classes = tuple(oracle.class_names or [str(i) for i in range(oracle.num_classes)])
+    order = np.random.default_rng(cfg.seed).permutation(len(x))
+    n_val = max(1, int(round(cfg.val_fraction * len(x))))
+    tr, va = order[n_val:], order[:n_val]
+    return (Dataset(x[tr], y[tr], classes, "benign-pseudo-train"), Dataset(x[va], y[va], classes, "benign-pseudo-val"))
+
+
+def refine_blackbox(oracle: Any, benign: np.ndarray | Dataset, config: RefineConfig | None = None) -> DefendedModel:
+    """Black-box REFINE on unlabeled ``benign`` images through ``oracle``.
+
+    The budget is the oracle's ledger's (train + validation queries: pseudo-labels, steps, selection);
+    without one, ``config.max_steps`` bounds the run. Returns the defended pipeline; ``queries``
+    counts every train + validation query it spent.
+
+    Note the Reprogrammer's first pass over the training images at θ₀ (it fits the mapping there; the
+    derangement ignores it) re-sends the pseudo-labelled images: counted as queries, answered from the
+    journal without a call when the oracle has one.
+    """
+    from ..reprogram import Reprogrammer
+
+    cfg = config or RefineConfig()
+    x = _images(benign)
+    spent0 = _spent(oracle.ledger)
+    led = oracle.ledger
+    if cfg.max_steps is None and led.remaining_queries("train") is None:
+        raise ValueError("black-box REFINE needs a bound: give the oracle a ledger with a query budget, e.g. "
+                         "Ledger(Budget(max_queries=20000, phases=('train', 'validation'))), or set max_steps")
+    train, val = _pseudo_splits(oracle, x, cfg)
+    rp = Reprogrammer.build(cfg.transform, oracle, "derangement", cfg.optimizer, train,
+                            out_size=_size(oracle, x), seed=cfg.seed,
+                            transform_params=_canvas(cfg, oracle, x),
+                            optimizer_params=None if cfg.optimizer_params is None else dict(cfg.optimizer_params),
+                            refit="none", final_refit=False, max_steps=cfg.max_steps,
+                            batch_size=cfg.batch_size, eval_every=cfg.eval_every)
+    fit = rp.fit(train, val)
+    queries = _spent(oracle.ledger) - spent0
+    logger.info("black-box REFINE: agreement %.4f on held-out benign inputs after %d queries (%s)",
+                fit.val_accuracy, queries, fit.stop_reason)
+    return DefendedModel(rp.transform, rp.theta.copy(), rp.mapping, oracle, True, queries,
+                         {"val_agreement": fit.val_accuracy, "steps": fit.steps, "stop_reason": fit.stop_reason,
+                          "optimizer": rp.optimizer.name, "n_benign": len(x), "config": cfg.to_dict()})
+
+
+def refine_whitebox(oracle: Any, benign: np.ndarray | Dataset, config: RefineConfig | None = None) -> DefendedModel:
+    """The white-box ceiling: the same transform and derangement trained by backprop through ``oracle.module``.
+
+    Not black-box (``black_box`` False): it reads gradients. Its pseudo-labels are still bought through
+    the oracle (counted); training itself spends no queries.
+    """
+    from ..mapping import make_mapping
+    from ..transforms import make_transform
+    from ..whitebox import WhiteboxConfig, whitebox_fit
+
+    cfg = config or RefineConfig()
+    x = _images(benign)
+    spent0 = _spent(oracle.ledger)
+    train, val = _pseudo_splits(oracle, x, cfg)
+    t = make_transform(cfg.transform, in_shape=tuple(x.shape[1:]), out_size=_size(oracle, x),
+                       channels=oracle.input_spec.channels or x.shape[1], seed=cfg.seed, **_canvas(cfg, oracle, x))
+    m = make_mapping("derangement", oracle.num_classes, oracle.num_classes, seed=cfg.seed)
+    out = whitebox_fit(t, oracle, m, train, val, config=WhiteboxConfig(
+        steps=cfg.whitebox_steps, batch_size=cfg.batch_size, lr=cfg.whitebox_lr,
+        eval_every=max(1, cfg.whitebox_steps // 10), seed=cfg.seed))
+    queries = _spent(oracle.ledger) - spent0
+    return DefendedModel(t, np.asarray(out["theta"], dtype=np.float64), m, oracle, False, queries,
+                         {"val_agreement": out["val_accuracy"], "steps": out["steps"], "n_benign": len(x),
+                          "ceiling": "white-box (backprop through the local model): not a black-box result",
+                          "config": cfg.to_dict()})
+
+
+def _size(oracle: Any, x: np.ndarray) -> int:
+    return int(oracle.input_spec.height or x.shape[-1])
+
+
+def _canvas(cfg: RefineConfig, oracle: Any, x: np.ndarray) -> dict[str, Any]:
+    """The transform's options; the image fills the model's input unless told otherwise (REFINE transforms the
+    suspect model's own inputs: shrinking them onto a canvas would cost clean accuracy for nothing)."""
+    return {"image_size": min(_size(oracle, x), int(x.shape[-1])), **dict(cfg.transform_params)}
+
+
+def _spent(ledger: Ledger) -> int:
+    return sum(ledger.counts(p).queries for p in ("train", "validation"))

@@ -1,0 +1,79 @@
+"""`blackbox-rp defend` against a local backdoored model and against one behind `blackbox-rp serve`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blackbox_rp.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fmnist():
+    from blackbox_rp.data import load_fashion_mnist
+
+    try:
+        return load_fashion_mnist("test")
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"Fashion-MNIST not installed: {e}")
+
+
+def test_bundled_backdoored_model_has_its_backdoor_and_the_control_does_not(fmnist):
+    from oracles import TorchOracle
+    from oracles.models.backdoor_cnn import ATTACKS
+    from blackbox_rp.studies.metrics import backdoor_metrics
+
+    x = fmnist.subset(np.arange(500))
+    for name, attack in ATTACKS.items():
+        bd = backdoor_metrics(lambda b: TorchOracle(attack.model_name).forward(b).argmax(1), x, attack.trigger, 0)
+        ok = backdoor_metrics(lambda b: TorchOracle("fmnist-cnn").forward(b).argmax(1), x, attack.trigger, 0)
+        assert bd["asr"].value > 0.9, name           # the trigger works on the backdoored model
+        assert ok["asr"].value < 0.2, name           # and not on the clean control
+        assert bd["clean_accuracy"].value > 0.8, name
+
+
+def test_defend_cli_writes_the_defended_pipeline_and_its_metrics(fmnist, tmp_path, capsys):
+    out = tmp_path / "d"
+    rc = main(["defend", "--model", "fmnist-cnn-badnets", "--n-benign", "200", "--n-eval", "300", "--budget", "1500",
+               "--transform", "lowdim", "--trigger", "badnets", "--target", "0", "--whitebox-steps", "4",
+               "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    eval_rows = np.random.default_rng(0).permutation(len(fmnist))[200:500]
+    assert res["suspect"]["asr"]["value"] > 0.9
+    assert res["suspect"]["asr"]["n"] == int((fmnist.y[eval_rows] != 0).sum())  # only non-target rows count
+    assert res["suspect"]["clean_accuracy"]["n"] == 300
+    bb = res["defended_blackbox"]
+    assert bb["black_box"] is True and bb["queries"] <= 1500
+    assert res["ledger"]["train"]["queries"] + res["ledger"]["validation"]["queries"] == bb["queries"]
+    assert res["defended_whitebox_ceiling"]["black_box"] is False
+    for r in (res["suspect"], bb):
+        assert r["clean_accuracy"]["ci_low"] <= r["clean_accuracy"]["value"] <= r["clean_accuracy"]["ci_high"]
+    saved = np.load(out / "defended.npz")
+    assert saved["theta"].shape == (64,) and (saved["source_of"] != np.arange(10)).all()
+    assert "clean accuracy" in capsys.readouterr().out
+    assert main(["defend", "--model", "fmnist-cnn-badnets", "--budget", "10", "--trigger", "badnets",
+                 "--out", str(tmp_path / "x")]) == 2  # --trigger without --target is refused
+
+
+@pytest.mark.slow
+def test_defend_against_a_backdoored_model_behind_blackbox_rp_serve(fmnist, tmp_path):
+    pytest.importorskip("uvicorn")
+    from oracles.subprocess_server import running_server
+
+    argv = lambda port: [sys.executable, "-m", "blackbox_rp", "serve", "--model", "fmnist-cnn-badnets",  # noqa: E731
+                         "--no-auth", "--port", str(port), "--exposure", "probs", "--threads", "1"]
+    with running_server(argv, ready_path="/healthz", timeout=120) as url:
+        out = tmp_path / "api"
+        rc = main(["defend", "--model", url, "--n-benign", "120", "--n-eval", "200", "--budget", "700",
+                   "--transform", "lowdim", "--trigger", "badnets", "--target", "0", "--out", str(out)])
+        assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["suspect"]["asr"]["value"] > 0.9  # the backdoor answers through the API
+    assert res["defended_blackbox"]["queries"] <= 700 and res["ledger"]["train"]["calls"] >= 1

@@ -1,0 +1,120 @@
+"""REFINE: the derangement is fixed with no fixed point; the defense never reads ground-truth labels."""
+
+import numpy as np
+import pytest
+
+from blackbox_rp.data import Dataset
+from blackbox_rp.exposure import Response
+from blackbox_rp.ledger import Budget, BudgetExhausted, Ledger
+from blackbox_rp.mapping import make_mapping
+from blackbox_rp.optim import make
+from blackbox_rp.reprogram import recommended_optimizer_params
+from blackbox_rp.studies.refine import RefineConfig, pseudo_labels, refine_blackbox, refine_whitebox
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 1000])
+def test_derangement_has_no_fixed_point_for_any_seed(n):
+    for seed in range(50 if n < 1000 else 3):
+        m = make_mapping("derangement", n, n, seed=seed)
+        assert sorted(m.source_of.tolist()) == list(range(n))
+        assert (m.source_of != np.arange(n)).all()
+
+
+def test_derangement_is_fixed_and_scores_are_the_permuted_probabilities():
+    m = make_mapping("derangement", 10, 10, seed=4)
+    before = m.source_of.copy()
+    p = np.random.default_rng(0).dirichlet(np.ones(10), size=50)
+    m.fit(p, np.random.default_rng(1).integers(0, 10, 50))  # fitting must not move it
+    assert np.array_equal(m.source_of, before)
+    np.testing.assert_allclose(m.scores(Response.from_probs(p)), p[:, before], atol=1e-6)
+    # predicted target t exactly when the model says source_of[t]
+    assert np.array_equal(before[m.predict(p)], p.argmax(1))
+    assert not np.array_equal(make_mapping("derangement", 10, 10, seed=5).source_of, before)
+    state = m.state_dict()
+    m2 = make_mapping("derangement", 10, 10, seed=9)
+    m2.load_state_dict(state)
+    assert np.array_equal(m2.source_of, before)
+    with pytest.raises(ValueError, match="as many source as target"):
+        make_mapping("derangement", 1000, 10)
+
+
+class _Tripwire(Dataset):
+    """A dataset whose labels must not be read once armed (the benign set given to the defense)."""
+
+    def __getattribute__(self, name):
+        if name == "y" and object.__getattribute__(self, "__dict__").get("_armed"):
+            raise AssertionError("the defense read the ground-truth labels of its benign data")
+        return super().__getattribute__(name)
+
+
+@pytest.fixture(scope="module")
+def benign():
+    from blackbox_rp.data import load_fashion_mnist
+
+    try:
+        te = load_fashion_mnist("test")
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"Fashion-MNIST not installed: {e}")
+    d = _Tripwire(te.x[:240].copy(), te.y[:240].copy(), te.classes, "benign")
+    object.__setattr__(d, "_armed", True)
+    return d
+
+
+def _oracle(budget, exposure="probs"):
+    from oracles import TorchOracle
+
+    return TorchOracle("fmnist-cnn-badnets", exposure=exposure,
+                       ledger=Ledger(Budget(max_queries=budget, phases=("train", "validation"))))
+
+
+def test_blackbox_refine_never_reads_labels_counts_every_query_and_keeps_the_budget(benign):
+    with pytest.raises(AssertionError, match="ground-truth"):
+        benign.y  # the tripwire is armed
+    oracle = _oracle(2000)
+    d = refine_blackbox(oracle, benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"},
+                                                     max_steps=4, eval_every=2, seed=1))
+    assert d.black_box and d.theta.size == 64
+    led = oracle.ledger
+    spent = led.counts("train").queries + led.counts("validation").queries
+    assert d.queries == spent <= 2000
+    # pseudo-labels (240) + the first pass over the 192 training images + 4 steps × candidates × 64 + 3 validations
+    per_step = make("zo-adam", 64, **recommended_optimizer_params("zo-adam", "derangement")).queries_per_step
+    assert spent == 240 + 192 + 4 * per_step * 64 + 3 * 48
+    assert d.info["val_agreement"] >= 0.0  # θ₀ agrees nowhere (a derangement); selection keeps the best point
+    assert (d.mapping.source_of != np.arange(10)).all()
+    pred = d.predict(benign.x[:20], phase="test")
+    assert pred.shape == (20,) and led.counts("test").queries == 20
+    # the budget is the oracle's: a tighter one stops the run cleanly and is never crossed
+    tight = _oracle(800)
+    d2 = refine_blackbox(tight, benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"}, seed=1))
+    assert d2.queries <= 800 and "budget" in d2.info["stop_reason"] and d2.info["steps"] >= 1
+    # one that cannot pay for a judged step after the pseudo-labels is refused before the fit's first query
+    from blackbox_rp.reprogram import BudgetTooSmall
+
+    with pytest.raises(BudgetTooSmall):
+        refine_blackbox(_oracle(700), benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"}))
+    with pytest.raises(ValueError, match="needs a bound"):
+        refine_blackbox(_oracle_unbounded(), benign, RefineConfig())
+
+
+def _oracle_unbounded():
+    from oracles import TorchOracle
+
+    return TorchOracle("fmnist-cnn-badnets")
+
+
+def test_pseudo_labels_are_the_models_answers_through_the_exposure(benign):
+    oracle = _oracle(10_000, exposure="label")
+    y = pseudo_labels(oracle, benign.x[:50])
+    assert np.array_equal(y, oracle.forward(benign.x[:50]).argmax(1))
+    assert oracle.ledger.counts("train").queries == 50
+
+
+def test_whitebox_refine_is_the_marked_ceiling_and_reads_no_labels(benign):
+    oracle = _oracle(10_000)
+    d = refine_whitebox(oracle, benign, RefineConfig(transform="full", whitebox_steps=6, batch_size=32))
+    assert d.black_box is False and "not a black-box result" in d.info["ceiling"]
+    assert d.queries == len(benign.x)  # only the pseudo-labels went through the oracle
+    assert 0.0 <= d.info["val_agreement"] <= 1.0 and d.theta.size == 784
+    with pytest.raises(BudgetExhausted):
+        refine_whitebox(_oracle(100), benign, RefineConfig(whitebox_steps=2))

@@ -331,6 +331,7 @@ class Reprogrammer:
         ``optimizer_params`` None takes :func:`recommended_optimizer_params`; ``{}`` the optimizer's defaults.
         """
         from .mapping import make_mapping
+        from .mapping.tokens import token_mapping_params
         from .optim import make
         from .transforms import TRANSFORMS
 
@@ -338,8 +339,9 @@ class Reprogrammer:
         if out_size is not None:
             params["out_size"] = int(out_size)
         t = TRANSFORMS.lookup(transform).for_task(train, oracle.input_spec, seed=seed, **params)
+        # a token mapping (verbalizer, BLM over tokens, ...) reads the oracle's vocabulary
         m = make_mapping(mapping, oracle.num_classes, train.num_classes, seed=seed, views=t.views,
-                         **(mapping_params or {}))
+                         **{**token_mapping_params(mapping, oracle), **(mapping_params or {})})
         if optimizer_params is None:
             optimizer_params = recommended_optimizer_params(optimizer, mapping)
         o = make(optimizer, t.space, seed=seed, x0=t.init_theta(), **optimizer_params)
@@ -506,6 +508,7 @@ class Reprogrammer:
     def describe(self) -> dict[str, Any]:
         """The configuration results files record."""
         return {"transform": self.transform.describe(), "mapping": self.mapping.describe(),
+                "theta_readable": self.transform.readable(self.theta),
                 "optimizer": {"name": self.optimizer.name, "dim": self.optimizer.dim,
                               "queries_per_step": self.optimizer.queries_per_step,
                               "config": self.optimizer.config.to_dict()},

@@ -132,3 +132,31 @@ def test_quick_runs_end_to_end_and_reports_from_its_saved_rows(tmp_path):
     assert resumed.returncode == 0 and f"{len(rows)} rows kept" in resumed.stderr
     assert json.loads(saved.read_text()) == rows
     assert {k: v for k, v in json.loads(resumed.stdout.strip().splitlines()[-1]).items() if k != "seconds"} == same
+
+
+# ------------------------------------------------------------------ benchmarks/text.py
+@pytest.fixture(scope="module")
+def text_bench():
+    spec = importlib.util.spec_from_file_location("text_benchmark", ROOT / "benchmarks" / "text.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _text_row(seed, method, test, optimizer="-", mapping="verbalizer", calls=0):
+    return dict(dataset="mr", seed=seed, method=method, optimizer=optimizer, mapping=mapping, budget=0, test=test,
+                queries=calls * 16, calls=calls, prompt="Review: {x}\nSentiment:", qps=3.0)
+
+
+def test_text_benchmark_headline_names_the_three_accuracies_and_the_best_learned_cell(text_bench, capsys):
+    rows = [_text_row(s, "hand prompt", 0.5) for s in (0, 1)] + \
+           [_text_row(s, "text probe", 0.7, mapping="token-linear", calls=7) for s in (0, 1)] + \
+           [_text_row(0, "learned prompt", 0.6, "bdpl", calls=100), _text_row(1, "learned prompt", 0.8, "bdpl", calls=100),
+            _text_row(0, "learned prompt", 0.65, "greedy", calls=90), _text_row(1, "learned prompt", 0.66, "greedy", calls=90)]
+    head = text_bench.report(rows + rows[4:5])  # a repeated cell (a resumed file) counts once
+    table = capsys.readouterr().out
+    assert "| mr | learned prompt | bdpl | verbalizer | 0 | 70.0 ± 14.1 | 1600 | 100 | 2 |" in table
+    assert head["dataset"] == "mr" and head["hand_prompt_accuracy"] == 0.5 and head["text_probe_accuracy"] == 0.7
+    assert head["learned_prompt_accuracy"] == pytest.approx(0.7) and head["learned_with"] == "bdpl + verbalizer"
+    assert head["calls"] == 380 and head["in_process_queries_per_s"] == 3.0
+    json.dumps(head)

@@ -10,8 +10,10 @@ from blackbox_rp.cli import main
 def test_list_shows_every_optimizer_with_its_parameters(capsys):
     assert main(["optimize", "--list", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    for name in ("spsa", "spsa-gc", "zo-sgd", "zo-adam", "cma", "cma-subspace", "random", "ng:<name>"):
+    for name in ("spsa", "spsa-gc", "zo-sgd", "zo-adam", "cma", "cma-subspace", "random", "bdpl", "greedy", "ng:<name>"):
         assert name in rows
+    assert rows["bdpl"]["accepts"] == ["categorical"] and rows["zo-adam"]["accepts"] == ["continuous"]
+    assert rows["random"]["accepts"] == rows["ng:<name>"]["accepts"] == ["categorical", "continuous", "mixed"]
     assert rows["spsa-gc"]["presets"] == ["blackvip"]
     assert rows["spsa"]["params"]["alpha"] == 0.602 and rows["zo-adam"]["queries_per_step_d100"] == 20
 

@@ -33,14 +33,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _listing() -> list[dict[str, object]]:
     from blackbox_rp.optim import REGISTRY, make
+    from blackbox_rp.optim.base import PREFIX_KINDS
+    from blackbox_rp.space import SearchSpace
 
     rows = []
     for name, cls in sorted(REGISTRY.items()):
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         params = {f.name: f.default for f in dataclasses.fields(cls.Config)}
-        rows.append({"name": name, "queries_per_step_d100": make(name, 100).queries_per_step, "about": doc,
-                     "params": params, "presets": sorted(cls.Config.PRESETS)})
-    rows.append({"name": "ng:<name>", "queries_per_step_d100": "num_workers",
+        # d = 100: a box, or 100 categorical slots (of 10 options) for optimizers that search only those
+        space = SearchSpace.box(100) if "continuous" in cls.accepts else SearchSpace.categorical((10,) * 100)
+        rows.append({"name": name, "queries_per_step_d100": make(name, space).queries_per_step, "about": doc,
+                     "accepts": sorted(cls.accepts), "params": params, "presets": sorted(cls.Config.PRESETS)})
+    rows.append({"name": "ng:<name>", "queries_per_step_d100": "num_workers", "accepts": sorted(PREFIX_KINDS["ng"]),
                  "about": "any nevergrad optimizer by name (ng:NGOpt, ng:OnePlusOne, ng:CMA, ng:DE, ...)",
                  "params": {"budget": None, "num_workers": 1, "sigma": None}, "presets": []})
     return rows
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         for r in rows:
             presets = f"  presets: {', '.join(r['presets'])}" if r["presets"] else ""
             print(f"{r['name']:<14} {r['about']}{presets}")
-            print(f"{'':<14} queries/step (d=100): {r['queries_per_step_d100']}; "
+            print(f"{'':<14} searches {'/'.join(r['accepts'])} θ; queries/step (d=100): {r['queries_per_step_d100']}; "
                   + ", ".join(f"{k}={v}" for k, v in r["params"].items()))
         return 0
 

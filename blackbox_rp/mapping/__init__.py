@@ -15,6 +15,9 @@ blm+         topk      Bayesian-guided ω from top-k probability mass
 linear       topk      logistic regression on log-scores, jointly trainable
 ===========  ========  ======================================================
 
+Over a language model's next-token answers (:mod:`blackbox_rp.mapping.tokens`):
+``verbalizer``, ``token-flm``, ``token-blm``, ``token-blm+``, ``token-linear``.
+
 >>> from blackbox_rp.mapping import make_mapping
 >>> make_mapping("blm+", 1000, 10).needs
 'topk'
@@ -24,7 +27,7 @@ Traceback (most recent call last):
 blackbox_rp.exposure.ExposureError: label mapping 'blm+' needs 'topk' outputs but the oracle's exposure gives only 'label' ...
 """
 
-from . import bayesian, fixed, linear, onetoone  # noqa: F401  (registers the built-in mappings)
+from . import bayesian, fixed, linear, onetoone, tokens  # noqa: F401  (registers the built-in mappings)
 from .base import LabelMapping, MappingConfig, count_matrix, normalize_rows
 from .registry import MAPPINGS, make_mapping, register_mapping
 

@@ -7,6 +7,13 @@ parametrization's ``random_state`` (a private ``np.random.RandomState`` drawn
 from our generator — never the global one), and asks ``num_workers``
 candidates per step so that a step is one batch of evaluations.
 
+Categorical slots (a discrete prompt's words) become ``ng.p.Choice`` parameters
+— one per slot, started at x0's option — in an ``ng.p.Tuple`` after the
+``Array`` of the continuous part, so nevergrad's discrete optimizers
+(``ng:DiscreteOnePlusOne``, ``ng:PortfolioDiscreteOnePlusOne``, ``ng:NGOpt``)
+search them natively; a candidate's value is flattened back to θ (box, then
+slot indices). A purely continuous θ is the plain ``Array`` it always was.
+
 Many nevergrad optimizers choose their strategy from the budget (NGOpt
 does), so it is built lazily at the first ask: :func:`minimize` passes the
 budget through :meth:`Optimizer.plan`, or give ``budget=`` explicitly.
@@ -140,6 +147,7 @@ class NevergradOptimizer(Optimizer):
 
     Config = NevergradConfig
     config: NevergradConfig
+    accepts = frozenset({"continuous", "categorical", "mixed"})
     _state_attrs = ()
 
     def __init__(self, ng_name: str, dim: int, **kw) -> None:
@@ -157,11 +165,40 @@ class NevergradOptimizer(Optimizer):
     def queries_per_step(self) -> int:
         return self.config.num_workers
 
+    def _parametrization(self) -> Any:
+        """``Array`` for a box; ``Tuple(Array?, Choice, ...)`` when θ has categorical slots."""
+        ng = _registry()
+        space = self.space
+        if not space.choices:
+            param = ng.p.Array(init=self.x0.copy())
+            if self.config.sigma is not None:
+                param.set_mutation(sigma=self.config.sigma)
+            return param
+        parts = []
+        if space.continuous:
+            box = ng.p.Array(init=self.x0[:space.continuous].copy())
+            if space.bounded:
+                box.set_bounds(space.low, space.high)
+            if self.config.sigma is not None:
+                box.set_mutation(sigma=self.config.sigma)
+            parts.append(box)
+        for n, start in zip(space.choices, space.slots(self.x0)):
+            choice = ng.p.Choice(list(range(n)))
+            choice.value = int(start)
+            parts.append(choice)
+        return ng.p.Tuple(*parts)
+
+    def _theta(self, value: Any) -> np.ndarray:
+        """A nevergrad value as θ: the box part, then one option index per slot."""
+        if not self.space.choices:
+            return np.asarray(value, dtype=np.float64)
+        parts = list(value)
+        box = np.asarray(parts.pop(0), dtype=np.float64).reshape(-1) if self.space.continuous else np.zeros(0)
+        return np.concatenate([box, np.asarray(parts, dtype=np.float64)])
+
     def _build(self) -> Any:
         ng = _registry()
-        param = ng.p.Array(init=self.x0.copy())
-        if self.config.sigma is not None:
-            param.set_mutation(sigma=self.config.sigma)
+        param = self._parametrization()
         param.random_state = RandomState(self._ng_seed)
         budget = self.config.budget
         if budget is None:
@@ -183,7 +220,7 @@ class NevergradOptimizer(Optimizer):
         except Exception as e:
             self.close()
             raise NevergradError(f"{self.name} failed in ask() at step {self.step}: {type(e).__name__}: {e}") from e
-        return [np.asarray(c.value, dtype=np.float64) for c in self._asked]
+        return [self._theta(c.value) for c in self._asked]
 
     def _tell(self, candidates: list[np.ndarray], losses: np.ndarray) -> None:
         try:
@@ -197,7 +234,7 @@ class NevergradOptimizer(Optimizer):
         if self.opt is None or self.step == 0:
             return self.x0.copy()
         try:
-            return np.asarray(self.opt.provide_recommendation().value, dtype=np.float64).copy()
+            return self._theta(self.opt.provide_recommendation().value).copy()
         except Exception as e:
             raise NevergradError(f"{self.name} failed to recommend at step {self.step}: "
                                  f"{type(e).__name__}: {e}") from e
@@ -250,4 +287,4 @@ def _make_ng(ng_name: str, dim: int, seed: Any, x0: Sequence[float] | np.ndarray
 
 
 PREFIXES["ng"] = _make_ng
-PREFIX_KINDS["ng"] = frozenset({"continuous"})
+PREFIX_KINDS["ng"] = NevergradOptimizer.accepts

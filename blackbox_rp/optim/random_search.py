@@ -2,7 +2,9 @@
 
 Samples ``popsize`` points per step around the start, θ = x0 + σ·N(0, I)
 ("gaussian", default) or uniform in the box x0 ± σ ("uniform"), and
-recommends the best point seen. It has no state to adapt, so any optimizer
+recommends the best point seen. Categorical slots (a discrete prompt's words)
+take an option uniformly at random in each sample; the continuous part of a
+mixed space is sampled as above. It has no state to adapt, so any optimizer
 that does not beat it at the same query budget is not learning from the
 losses (Bergstra & Bengio, "Random search for hyper-parameter optimization",
 JMLR 2012, for why this is the honest reference).
@@ -48,10 +50,11 @@ class RandomSearchConfig(OptimizerConfig):
 
 @register("random")
 class RandomSearch(Optimizer):
-    """Independent samples around x0; recommends the best one seen."""
+    """Independent samples around x0 (categorical slots: uniform options); recommends the best one seen."""
 
     Config = RandomSearchConfig
     config: RandomSearchConfig
+    accepts = frozenset({"continuous", "categorical", "mixed"})
     _state_attrs = ()
 
     @property
@@ -60,11 +63,16 @@ class RandomSearch(Optimizer):
 
     def _ask(self) -> list[np.ndarray]:
         c = self.config
+        d = self.space.continuous
         if c.distribution == "gaussian":
-            z = self.rng.standard_normal((c.popsize, self.dim))
+            z = self.rng.standard_normal((c.popsize, d))
         else:
-            z = self.rng.uniform(-1.0, 1.0, size=(c.popsize, self.dim))
-        return list(self.x0 + c.sigma * z)
+            z = self.rng.uniform(-1.0, 1.0, size=(c.popsize, d))
+        box = self.x0[:d] + c.sigma * z
+        if not self.space.choices:  # a continuous space: exactly the draws it always made
+            return list(box)
+        slots = np.stack([self.rng.integers(n, size=c.popsize) for n in self.space.choices], axis=1)
+        return list(np.concatenate([box, slots.astype(np.float64)], axis=1))
 
     def _tell(self, candidates: list[np.ndarray], losses: np.ndarray) -> None:
         """Nothing to learn: the base class keeps the best point seen."""

@@ -1,0 +1,228 @@
+"""Text reprogramming through Gemma-3 270M (llama.cpp, in process): discrete prompts × token mappings × optimizers.
+
+For each dataset and seed, on the same stratified split:
+
+* **hand prompt + verbalizer** (zero-shot): the hand-written template, its label words, no search;
+* **text probe**: the linear readout over the returned top-k log-probabilities with the hand-written
+  prompt (``token-linear`` fitted on the training answers), no search — the bar a learned prompt must beat;
+* **hand prompt + BLM+ over tokens**: the statistical token mapping on the hand prompt, no search;
+* **random prompt + verbalizer**: a uniformly drawn θ of the same slots;
+* every {optimizer} × {mapping} black-box run under a budget of train + validation queries
+  (``Reprogrammer.fit``: selection on validation only), its learned prompt printed.
+
+Prints a markdown table (mean ± sd over seeds) and, as its LAST line, a JSON object with
+``hand_prompt_accuracy``, ``text_probe_accuracy``, ``learned_prompt_accuracy`` (the best learned prompt +
+mapping, mean over seeds), ``calls``, ``dataset`` and the in-process speed.
+
+    python benchmarks/text.py --quick                                   # a few hundred queries
+    python benchmarks/text.py --datasets mr --seeds 0,1,2 --budget 8000 \\
+        --optimizers bdpl,greedy,random,ng:DiscreteOnePlusOne --mappings verbalizer,token-linear \\
+        --json-out runs/text.json --journal runs/text.sqlite
+
+Long grids: ``--json-out FILE`` is rewritten after every cell and a run started again with the same file
+runs only the cells not in it; with ``--journal FILE`` the cell that was cut off replays the answers it had
+(no model call). Speed on 2 shared cores is a fraction of an idle machine's: the table says how many
+queries per second this run saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before llama_cpp loads OpenMP (shared cores)
+
+import numpy as np  # noqa: E402
+
+from blackbox_rp import Budget, Ledger  # noqa: E402
+from blackbox_rp.commands._params import parse_params  # noqa: E402
+from blackbox_rp.data import split_dataset  # noqa: E402
+from blackbox_rp.mapping import make_mapping  # noqa: E402
+from blackbox_rp.objective import accuracy_of  # noqa: E402
+from blackbox_rp.reprogram import Reprogrammer  # noqa: E402
+from blackbox_rp.textdata import load_text_target  # noqa: E402
+from blackbox_rp.transforms.text_prompt import DiscretePrompt  # noqa: E402
+
+#: the hand-written prompt and label words of each bundled task
+TASKS = {
+    "mr": {"template": "Review: {x}\nSentiment:", "words": ("negative", "positive")},
+    "chatterbot-topics": {"template": "Text: {x}\nTopic:", "words": None},  # the topic names
+}
+QUICK = dict(datasets="mr", seeds="0", split="24,24,48", budget=160, optimizers="bdpl", mappings="verbalizer",
+             slots=2, num_candidates=20, batch_size=8, eval_every=4)
+
+
+def _csv(text: str) -> list[str]:
+    return [t for t in str(text).split(",") if t]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="one small cell: MR, one seed, BDPL + verbalizer")
+    p.add_argument("--datasets", default="mr,chatterbot-topics")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--split", default="400,200,1000", help="train,validation,test sizes")
+    p.add_argument("--budget", type=int, default=8000, help="train + validation queries per learned prompt")
+    p.add_argument("--optimizers", default="bdpl,greedy,random,ng:DiscreteOnePlusOne")
+    p.add_argument("--mappings", default="verbalizer,token-blm+,token-linear")
+    p.add_argument("--slots", type=int, default=4)
+    p.add_argument("--position", default="before")
+    p.add_argument("--num-candidates", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--exposure", default="top20")
+    p.add_argument("--optimizer-param", action="append", metavar="KEY=VALUE", help="e.g. lr=0.5 (all optimizers)")
+    p.add_argument("--journal", type=Path, default=None, help="SQLite journal: answers replayed for free")
+    p.add_argument("--json-out", type=Path, default=None, help="rows written after every cell; resumed from")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    if args.quick:
+        for k, v in QUICK.items():
+            setattr(args, k, v)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+
+    from oracles.llama_cpp_oracle import LlamaCppOracle
+
+    lm = LlamaCppOracle("gemma3-270m", exposure=args.exposure, journal=args.journal, n_threads=2)
+    saved = json.loads(args.json_out.read_text()) if args.json_out and args.json_out.exists() else []
+    rows: list[dict[str, Any]] = dedupe(saved)
+    done = {cell(r) for r in rows}
+    opt_params = parse_params(args.optimizer_param, "--optimizer-param")
+    n_train, n_val, n_test = (int(v) for v in _csv(args.split))
+
+    def keep(row: dict[str, Any]) -> None:
+        rows.append(row)
+        done.add(cell(row))
+        if args.json_out:
+            args.json_out.parent.mkdir(parents=True, exist_ok=True)
+            args.json_out.write_text(json.dumps(rows, indent=1))
+
+    for dataset in _csv(args.datasets):
+        data = load_text_target(dataset)
+        task = TASKS.get(dataset.split(":")[0], {"template": "Text: {x}\nLabel:", "words": None})
+        words = task["words"] or data.classes
+        for seed in (int(s) for s in _csv(args.seeds)):
+            train, val, test = split_dataset(data, (n_train, n_val, n_test), seed=seed)
+            tparams = {"template": task["template"], "slots": args.slots, "position": args.position,
+                       "num_candidates": args.num_candidates}
+            prompt = DiscretePrompt.for_task(train, lm.input_spec, seed=seed, **tparams)
+            theta0 = prompt.init_theta()
+
+            def answers(theta: np.ndarray, split: Any, phase: str):
+                lm.ledger = Ledger()
+                t = time.perf_counter()
+                r = lm(prompt.apply(theta, split.x), phase=phase)
+                tot = lm.ledger.total()
+                return r, tot.queries, tot.calls, time.perf_counter() - t
+
+            base = dict(dataset=dataset, seed=seed, split=[n_train, n_val, n_test], budget=0)
+            verbalizer = make_mapping("verbalizer", lm.num_classes, data.num_classes, vocabulary=lm.vocabulary,
+                                      words=words)
+            if (dataset, seed, "hand prompt", "-", "verbalizer") not in done:
+                r, q, c, dt = answers(theta0, test, "test")
+                keep(dict(base, method="hand prompt", optimizer="-", mapping="verbalizer",
+                          test=accuracy_of(verbalizer.predict(r), test.y), queries=0, calls=0,
+                          prompt=prompt.readable(theta0), test_queries=q, qps=q / dt if dt else None))
+            probes = {(dataset, seed, "text probe", "-", "token-linear"), (dataset, seed, "hand prompt", "-", "token-blm+")}
+            if probes - done:
+                rt, q1, c1, _ = answers(theta0, train, "train")
+                re, _, _, _ = answers(theta0, test, "test")
+                for m, method in (("token-linear", "text probe"), ("token-blm+", "hand prompt")):
+                    if (dataset, seed, method, "-", m) in done:
+                        continue
+                    mp = make_mapping(m, lm.num_classes, data.num_classes).fit(rt, train.y)
+                    keep(dict(base, method=method, optimizer="-", mapping=m, test=accuracy_of(mp.predict(re), test.y),
+                              queries=q1, calls=c1, prompt=prompt.readable(theta0)))
+            if (dataset, seed, "random prompt", "-", "verbalizer") not in done:
+                theta = prompt.space.sample(np.random.default_rng(seed))
+                r, q, c, _ = answers(theta, test, "test")
+                keep(dict(base, method="random prompt", optimizer="-", mapping="verbalizer",
+                          test=accuracy_of(verbalizer.predict(r), test.y), queries=0, calls=0,
+                          prompt=prompt.readable(theta)))
+            for opt in _csv(args.optimizers):
+                for m in _csv(args.mappings):
+                    if (dataset, seed, "learned prompt", opt, m) in done:
+                        continue
+                    lm.ledger = Ledger(Budget(max_queries=args.budget, phases=("train", "validation")))
+                    t = time.perf_counter()
+                    rp = Reprogrammer.build("discrete", lm, m, opt, train, seed=seed, transform_params=tparams,
+                                            mapping_params={"words": words} if m == "verbalizer" else {},
+                                            optimizer_params=opt_params, batch_size=args.batch_size,
+                                            eval_every=args.eval_every)
+                    res = rp.fit(train, val)
+                    spent = lm.ledger.snapshot()
+                    ev = rp.evaluate(test)
+                    rp.optimizer.close()
+                    keep(dict(base, method="learned prompt", optimizer=opt, mapping=m, budget=args.budget,
+                              test=ev["accuracy"], val=res.val_accuracy, steps=res.steps,
+                              queries=spent["train"]["queries"] + spent["validation"]["queries"],
+                              calls=spent["train"]["calls"] + spent["validation"]["calls"],
+                              prompt=rp.transform.readable(res.theta), seconds=time.perf_counter() - t))
+                    print(f"  {dataset} seed {seed} {opt} + {m}: test {ev['accuracy']:.3f}, "
+                          f"prompt {rp.transform.readable(res.theta)!r}", file=sys.stderr, flush=True)
+    print(json.dumps(report(rows)))
+    return 0
+
+
+def cell(row: dict[str, Any]) -> tuple:
+    """What identifies a row: a cell is run once per (dataset, seed, method, optimizer, mapping)."""
+    return row["dataset"], row["seed"], row["method"], row["optimizer"], row["mapping"]
+
+
+def dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first row of each cell (a saved file may repeat one: it must count once)."""
+    seen: set[tuple] = set()
+    out = []
+    for r in rows:
+        if cell(r) not in seen:
+            seen.add(cell(r))
+            out.append(r)
+    return out
+
+
+def _ms(v: list[float]) -> str:
+    return f"{100 * statistics.mean(v):.1f} ± {100 * statistics.stdev(v):.1f}" if len(v) > 1 else f"{100 * v[0]:.1f}"
+
+
+def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Print the table; return the headline figures."""
+    rows = dedupe(rows)
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["method"], r["optimizer"], r["mapping"], r["budget"]), []).append(r)
+    print("| dataset | method | optimizer | mapping | budget | test accuracy % | queries | calls | seeds | prompt (seed 0 / first) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (d, meth, opt, m, b), rs in groups.items():
+        print(f"| {d} | {meth} | {opt} | {m} | {b} | {_ms([r['test'] for r in rs])} | "
+              f"{round(statistics.mean(r['queries'] for r in rs))} | {round(statistics.mean(r['calls'] for r in rs))} | "
+              f"{len(rs)} | {rs[0]['prompt']!r} |")
+    head: dict[str, Any] = {}
+    datasets = sorted({r["dataset"] for r in rows})
+    for d in datasets:
+        pick = lambda meth, m=None: [r for r in rows if r["dataset"] == d and r["method"] == meth  # noqa: E731
+                                     and (m is None or r["mapping"] == m)]
+        hand, probe = pick("hand prompt", "verbalizer"), pick("text probe")
+        learned: dict[tuple, list[float]] = {}
+        for r in pick("learned prompt"):
+            learned.setdefault((r["optimizer"], r["mapping"]), []).append(r["test"])
+        best = max(learned.items(), key=lambda kv: statistics.mean(kv[1])) if learned else None
+        qps = [r["qps"] for r in hand if r.get("qps")]
+        head[d] = {"hand_prompt_accuracy": statistics.mean(r["test"] for r in hand) if hand else None,
+                   "text_probe_accuracy": statistics.mean(r["test"] for r in probe) if probe else None,
+                   "learned_prompt_accuracy": statistics.mean(best[1]) if best else None,
+                   "learned_with": f"{best[0][0]} + {best[0][1]}" if best else None,
+                   "calls": sum(r["calls"] for r in pick("learned prompt")),
+                   "in_process_queries_per_s": round(statistics.mean(qps), 2) if qps else None}
+    first = head[datasets[0]] if datasets else {}
+    return {**first, "dataset": datasets[0] if datasets else None, "by_dataset": head}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

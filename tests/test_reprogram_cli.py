@@ -151,3 +151,15 @@ def test_refit_readout_and_views_reach_the_run(tmp_path):
     assert all(0 <= b["accuracy"] <= 1 for b in r["baselines"])
     # the probe (with --mapping linear it is the run's own no-prompt baseline) once, then both views
     assert r["ledger"]["baseline"]["queries"] == (300 + 150) + 2 * (300 + 150)
+
+
+def test_a_split_too_small_to_read_is_said_beside_its_accuracy(tmp_path, capsys):
+    """issue 12: `--split 1,1,1` reported 100% on one test image without a warning."""
+    args = ["reprogram", "--model", "fmnist-cnn", "--data", "digits", "--split", "1,1,1", "--steps", "2",
+            "--mapping", "flm", "--no-progress", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    said = cap.out + cap.err  # the run's header and warnings go to stderr, the summary to stdout
+    assert "warning: the test split has 1 example(s)" in said and "warning: the validation split has 1" in said
+    r = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert any("test split has 1 example" in w for w in r["warnings"])

@@ -233,6 +233,25 @@ def _progress(enabled: bool, total: int | None) -> Any:
     return tqdm(total=total, unit="q", desc="baselines", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
 
 
+#: below this many examples, a split's accuracy is too coarse to read alone: the run says so
+SMALL_SPLIT = 30
+
+
+def split_warnings(n_val: int, n_test: int) -> tuple[str, ...]:
+    """Warnings for validation / test splits too small for their accuracy to mean much (the widest 95% Wilson
+    interval, at 50% accuracy, is quoted so the user sees how coarse it is)."""
+    from ..studies.metrics import wilson_interval
+
+    out = []
+    for name, n in (("validation", n_val), ("test", n_test)):
+        if n < SMALL_SPLIT:
+            lo, hi = wilson_interval(n // 2, n)
+            out.append(f"the {name} split has {n} example(s): one example moves its accuracy by {100 / n:.0f} "
+                       f"points and a 95% interval spans up to {100 * (hi - lo):.0f} points; use at least "
+                       f"{SMALL_SPLIT} for a number worth reading")
+    return tuple(out)
+
+
 def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] | None = None,
             on_step: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Spend the queries: baselines, fit, test; write every file of the run directory.
@@ -256,7 +275,7 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
     else:
         echo(f"budget plan: {plan.steps} steps, each judged on validation; {plan.spent} of "
              f"{plan.budget if plan.budget is not None else 'unbounded'} train+validation queries")
-    for w in plan.warnings:
+    for w in plan.warnings + split_warnings(len(p.val), len(p.test)):
         echo(f"warning: {w}")
     for b in p.baselines:
         if b["skipped"]:
@@ -319,6 +338,7 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
         "budget": {"queries": cfg.budget.queries, "max_steps": cfg.budget.max_steps,
                    "baseline": cfg.budget.baseline, "test": cfg.budget.test},
         "plan": plan.to_dict(),
+        "warnings": list(plan.warnings + split_warnings(len(p.val), len(p.test))),
         "queries": fit.queries,
         "curve": list(fit.curve),
         "oracle": oracle.describe(),

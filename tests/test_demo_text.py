@@ -40,7 +40,7 @@ def test_demo_text_quick_prints_both_prompts_and_replays_for_free(tmp_path, caps
         assert line in captured.out
     r = json.loads((out / "results.json").read_text())
     assert r["config"]["oracle"]["model"] == "gemma3-270m"
-    assert r["hand_prompt"] == r["config"]["transform"]["params"]["template"]
+    assert r["hand_prompt"] == r["config"]["transform"]["template"]
     assert "{x}" in r["prompt"] and repr(r["prompt"]) in captured.out
     measured = [b for b in r["baselines"] if not b["skipped"]]
     assert len(measured) == 2 and all(0.0 <= b["accuracy"] <= 1.0 for b in measured)

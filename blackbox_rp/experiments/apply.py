@@ -29,6 +29,9 @@ def apply_run(run_dir: str | Path, data: Any, *, model: str | None = None, api_k
     run_dir = Path(run_dir)
     results = read_results(run_dir)  # only a finished run has a θ and ω worth applying
     cfg = load(run_dir / "config.toml")
+    if results.get("canvas") is None:  # a text run: its θ is a prompt, kept readable in results.json
+        raise ValueError(f"{run_dir} is a text run; apply reads image runs: its learned prompt is results.json's "
+                         f"\"prompt\" ({results.get('prompt')!r}), usable with any client")
     o = cfg.oracle
     oracle = resolve_oracle(model or o.model, exposure=o.exposure, ledger=Ledger(), max_batch=o.max_batch,
                             api_key_env=api_key_env if model else o.api_key_env, wire=None if model else o.wire,

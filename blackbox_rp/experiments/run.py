@@ -34,6 +34,7 @@ import numpy as np
 
 from .config import RunConfig, dumps_toml, load
 from .preflight import RunPlan, plan_run
+from .text_baselines import KIND as HAND_PROMPT, run_text_baselines, text_baselines
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class Prepared:
     train: Any
     val: Any
     test: Any
-    size: int
+    size: int | None  # None: a text run (no canvas)
     canvas: dict[str, Any]
     rp: Any
     plan: RunPlan
@@ -163,11 +164,11 @@ def prepare(cfg: RunConfig, run_dir: Path | None) -> Prepared:
     from ..data import load_target, split_dataset
     from ..ledger import Budget, Ledger
     from ..reprogram import Reprogrammer, recommended_optimizer_params
+    from ..textdata import load_text_target
     from oracles.resolve import resolve_oracle
 
     from ..cache import Journal
 
-    data = load_target(cfg.task.data)
     budgets = [Budget(max_queries=cfg.budget.queries, phases=("train", "validation"))] \
         if cfg.budget.queries is not None else []
     budgets += [Budget(max_queries=n, phases=(p,)) for p, n in (("baseline", cfg.budget.baseline),
@@ -177,12 +178,14 @@ def prepare(cfg: RunConfig, run_dir: Path | None) -> Prepared:
                             journal=None, max_batch=o.max_batch, api_key_env=o.api_key_env,
                             wire=o.wire, openai=o.openai, timeout=o.timeout, seed=cfg.task.seed,
                             max_in_flight=o.max_in_flight)
-    if oracle.input_spec.kind != "image":
-        raise ValueError(f"model {o.model} takes {oracle.input_spec.describe()}; this pipeline reprograms image "
-                         f"models (the transforms are image prompts)")
+    kind = _check_modality(cfg, oracle)
+    data = load_text_target(cfg.task.data) if kind == "text" else load_target(cfg.task.data)
     train, val, test = split_dataset(data, cfg.task.split, cfg.task.seed)
-    size, image = canvas_for(cfg, oracle.input_spec, o.model)
-    canvas = {"image_size": image, **cfg.transform.params}
+    if kind == "text":  # no canvas: the transform's parameters are the prompt's (template, slots, ...)
+        size, canvas = None, dict(cfg.transform.params)
+    else:
+        size, image = canvas_for(cfg, oracle.input_spec, o.model)
+        canvas = {"image_size": image, **cfg.transform.params}
     opt_params = {**recommended_optimizer_params(cfg.optimizer.name, cfg.mapping.name),
                   **(cfg.optimizer.params or {})}
     f = cfg.fit
@@ -198,7 +201,29 @@ def prepare(cfg: RunConfig, run_dir: Path | None) -> Prepared:
         oracle.journal = Journal(_journal_path(run_dir))
     else:
         _close(oracle)
-    return Prepared(cfg, run_dir, oracle, data, train, val, test, size, canvas, rp, plan, _baselines(cfg, oracle, train))
+    baselines = text_baselines(cfg, oracle, train) if kind == "text" else _baselines(cfg, oracle, train)
+    return Prepared(cfg, run_dir, oracle, data, train, val, test, size, canvas, rp, plan, baselines)
+
+
+def _check_modality(cfg: RunConfig, oracle: Any) -> str:
+    """The model's input kind, refused in one line when the transform makes the other kind of input."""
+    from ..transforms import TRANSFORMS
+
+    kind = oracle.input_spec.kind
+    made = TRANSFORMS.lookup(cfg.transform.name).modality
+    model = cfg.oracle.model
+    if kind not in ("image", "text"):
+        raise ValueError(f"model {model} takes {oracle.input_spec.describe()}; runs reprogram image or text models")
+    if made != kind:
+        other = "discrete (a text prompt)" if kind == "text" else "pad, full, lowdim or coordinator (image prompts)"
+        raise ValueError(f"transform {cfg.transform.name} makes {made} inputs but model {model} takes "
+                         f"{oracle.input_spec.describe()}; use transform {other}")
+    if kind == "text":
+        for key in ("size", "image_size"):
+            if getattr(cfg.transform, key) is not None:
+                raise ValueError(f"transform.{key} (--{key.replace('_', '-')}) sets an image canvas but model "
+                                 f"{model} takes text; leave it out")
+    return kind
 
 
 def _ledger_dict(snapshot: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -263,11 +288,13 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
     echo = echo or logger.info  # the CLI passes one that prints
     t0 = time.monotonic()
     (p.run_dir / "environment.json").write_text(json.dumps(environment(), indent=2))
+    text = p.size is None
+    where = (f"hand-written prompt {rp.transform.readable(rp.transform.init_theta())!r}" if text else
+             f"canvas {p.size} px, image {p.canvas['image_size']} px")
     echo(f"run {p.run_dir}: {oracle.identity} -> {p.data.name} ({p.data.num_classes} classes); split "
-         f"{len(p.train)}/{len(p.val)}/{len(p.test)} (seed {cfg.task.seed}); canvas {p.size} px, image "
-         f"{p.canvas['image_size']} px")
-    echo(f"transform {cfg.transform.name} (θ: {rp.transform.dim} dims), mapping {cfg.mapping.name}, optimizer "
-         f"{cfg.optimizer.name} ({rp.optimizer.queries_per_step} queries/step x {cfg.fit.batch_size} images), "
+         f"{len(p.train)}/{len(p.val)}/{len(p.test)} (seed {cfg.task.seed}); {where}")
+    echo(f"transform {cfg.transform.name} (θ: {rp.transform.space.dim} dims), mapping {cfg.mapping.name}, optimizer "
+         f"{cfg.optimizer.name} ({rp.optimizer.queries_per_step} queries/step x {cfg.fit.batch_size} {'texts' if text else 'images'}), "
          f"exposure {oracle.exposure.key()}")
     plan = p.plan
     if plan.steps is None:
@@ -282,7 +309,9 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
             echo(f"baseline {b['name']}: {b['skipped']}")
     n_base = len(p.train) + len(p.test)
     base_cost = sum(n_base * (len(cfg.baselines.probe_views) if b["kind"] == "multiview-probe" else 1)
-                    for b in p.baselines if not b["skipped"])
+                    for b in p.baselines if not b["skipped"] and b["kind"] != HAND_PROMPT)
+    if any(b["kind"] == HAND_PROMPT and not b["skipped"] for b in p.baselines):
+        base_cost += n_base  # the hand-prompt baselines share one set of θ₀ answers
     total = base_cost + (plan.spent or 0) + len(p.test)
     results_baselines = []
     led = oracle.ledger
@@ -291,10 +320,13 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
             t = led.snapshot().get("total", {})
             bar.update(int(t.get("queries", 0)) - bar.n)
 
+        hand = run_text_baselines(cfg, oracle, rp.transform, p.train, p.test, p.baselines) if text else {}
         for b in p.baselines:
             acc = None
             if not b["skipped"]:
-                if b["kind"] == "multiview-probe":
+                if b["kind"] == HAND_PROMPT:
+                    acc = hand[b["name"]]
+                elif b["kind"] == "multiview-probe":
                     views = [{**canvas_options(p.canvas), "image_size": v} for v in cfg.baselines.probe_views]
                     acc = multiview_probe(oracle, p.train, p.test, out_size=p.size, seed=cfg.task.seed,
                                           views=views)["accuracy"]
@@ -334,7 +366,7 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
         "seed": cfg.task.seed,
         "split": {"train": len(p.train), "validation": len(p.val), "test": len(p.test), "dataset": p.data.name},
         "classes": list(p.data.classes),
-        "canvas": {"size": p.size, "image_size": p.canvas["image_size"]},
+        "canvas": None if text else {"size": p.size, "image_size": p.canvas["image_size"]},
         "budget": {"queries": cfg.budget.queries, "max_steps": cfg.budget.max_steps,
                    "baseline": cfg.budget.baseline, "test": cfg.budget.test},
         "plan": plan.to_dict(),
@@ -345,6 +377,9 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
         "reprogrammer": rp.describe(),
         "config": json.loads(json.dumps(_config_dict(cfg))),
     }
+    if text:  # the prompts as strings anyone can reuse, the input left as {x}
+        results["prompt"] = rp.transform.readable(fit.theta)
+        results["hand_prompt"] = rp.transform.readable(rp.transform.init_theta())
     if cfg.baselines.whitebox_steps:
         results["whitebox"] = _whitebox(p)
     results["ledger"] = _ledger_dict(led.snapshot())
@@ -487,9 +522,13 @@ def summary_lines(r: dict[str, Any], run_dir: Path) -> list[str]:
     val = "never validated" if r["val_accuracy"] is None else f"validation {pct(r['val_accuracy'])}"
     out.append(f"{'prompt, black-box (test):':<48} {pct(r['test_accuracy'])}  ({val}; {r['steps']} steps, "
                f"best at step {r['best_step']})")
+    if "prompt" in r:
+        out.append(f"{'hand-written prompt:':<48} {r['hand_prompt']!r}")
+        out.append(f"{'learned prompt:':<48} {r['prompt']!r}")
     if r["kept_theta0"]:
-        out.append("selection kept θ₀ (no prompt): no moved prompt beat it on validation, so the test accuracy "
-                   "above is the no-prompt model with the fitted mapping")
+        start = "the hand-written prompt" if "prompt" in r else "no prompt"
+        out.append(f"selection kept θ₀ ({start}): no moved prompt beat it on validation, so the test accuracy "
+                   f"above is {start} with the fitted mapping")
     gains = [f"{name}: {100 * g:+.1f} points" for name, g in r["gain_over_baselines"].items() if g is not None]
     if gains:
         out.append("prompt over baselines (same seed and split): " + "; ".join(gains))

@@ -1,0 +1,83 @@
+"""The baselines of a text run: the hand-written prompt (θ₀ of the discrete prompt), no search.
+
+A language model has no "no prompt" in the image sense: the text the user wrote around the input *is*
+the starting point, so the bars a learned prompt must beat are that prompt read through the run's own
+mapping (zero-shot for a verbalizer, calibrated / fitted for the others) and the text probe — a linear
+readout over the answers to the hand-written prompt (``token-linear`` for a token oracle, ``linear`` on
+class scores otherwise). Both read the same θ₀ answers: one query per training and test text, charged
+to the ``baseline`` phase.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["text_baselines", "probe_mapping", "run_text_baselines"]
+
+KIND = "hand-prompt"
+
+
+def probe_mapping(oracle: Any) -> str:
+    """The text probe's mapping: a readout over next-token distributions, or over class scores."""
+    from ..vocab import TokenOracle
+
+    return "token-linear" if isinstance(oracle, TokenOracle) else "linear"
+
+
+def _make(name: str, oracle: Any, train: Any, params: dict[str, Any], seed: int) -> Any:
+    from ..mapping import make_mapping
+    from ..mapping.tokens import token_mapping_params
+
+    return make_mapping(name, oracle.num_classes, train.num_classes, seed=seed,
+                        **{**token_mapping_params(name, oracle), **params})
+
+
+def text_baselines(cfg: Any, oracle: Any, train: Any) -> list[dict[str, Any]]:
+    """The baselines a text run measures (``kind`` ``hand-prompt``) and the image-only ones it skips, said so."""
+    from ..exposure import ExposureError
+
+    probe = probe_mapping(oracle)
+    wanted = [(f"hand-written prompt + {cfg.mapping.name} mapping", cfg.mapping.name)]
+    if probe != cfg.mapping.name:
+        wanted.append((f"text probe (hand-written prompt + {probe})", probe))
+    out = []
+    for name, mapping in wanted:
+        params = dict(cfg.mapping.params) if mapping == cfg.mapping.name else {}
+        m = _make(mapping, oracle, train, params, cfg.task.seed)
+        skipped = None
+        try:
+            m.check(oracle)
+        except ExposureError:
+            skipped = f"skipped: it needs {m.needs} outputs and the exposure {oracle.exposure.key()} gives {oracle.level}"
+        out.append({"name": name, "kind": KIND, "mapping": mapping, "skipped": skipped})
+    image_only = "skipped: image-only (a text model has no prompt-free input; the text probe is its counterpart)"
+    if cfg.baselines.linear_probe:
+        out.append({"name": "no prompt + linear probe", "kind": "no-prompt", "mapping": "linear",
+                    "skipped": image_only})
+    if cfg.baselines.probe_views:
+        out.append({"name": "linear probe on several views", "kind": "multiview-probe", "mapping": "linear",
+                    "skipped": "skipped: image-only (views are image sizes on a canvas)"})
+    return out
+
+
+def run_text_baselines(cfg: Any, oracle: Any, transform: Any, train: Any, test: Any,
+                       baselines: list[dict[str, Any]]) -> dict[str, float]:
+    """Accuracy on ``test`` of every measured hand-prompt baseline, by name (θ₀ answers queried once)."""
+    from ..objective import accuracy_of
+
+    todo = [b for b in baselines if b["kind"] == KIND and not b["skipped"]]
+    if not todo:
+        return {}
+    theta0 = transform.init_theta()
+    r_train = oracle(transform.apply(theta0, list(train.x)), phase="baseline")
+    r_test = oracle(transform.apply(theta0, list(test.x)), phase="baseline")
+    out = {}
+    for b in todo:
+        params = dict(cfg.mapping.params) if b["mapping"] == cfg.mapping.name else {}
+        m = _make(b["mapping"], oracle, train, params, cfg.task.seed).fit(r_train, train.y)
+        out[b["name"]] = accuracy_of(m.predict(r_test), test.y)
+        logger.info("%s: test accuracy %.4f", b["name"], out[b["name"]])
+    return out

@@ -1,0 +1,72 @@
+"""Text tasks through the one run pipeline: `blackbox-rp reprogram --transform discrete` on a token oracle.
+
+The model is tests/token_lm.py's WordTopicLM (a real trained scikit-learn model over a word vocabulary),
+named as a ``module:factory`` spec like any user model; the data is the bundled chatterbot topics.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from blackbox_rp.cli import main
+
+TEXT = ["reprogram", "--model", "token_lm:WordTopicLM", "--data", "chatterbot-topics:coding,emotion",
+        "--transform", "discrete", "--mapping", "verbalizer", "--optimizer", "bdpl", "--exposure", "top5",
+        "--transform-param", "template=Text: {x} Topic:", "--transform-param", "slots=2",
+        "--transform-param", "num_candidates=10", "--mapping-param", 'words=["coding","emotion"]',
+        "--split", "40,20,40", "--batch-size", "8", "--eval-every", "2", "--no-progress"]
+
+
+def test_a_text_run_learns_a_readable_prompt_beside_the_hand_written_one_and_the_text_probe(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(TEXT + ["--budget", "400", "--out", str(out)]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["hand_prompt"] == "Text: {x} Topic:"
+    assert "{x}" in r["prompt"] and r["prompt"].startswith("Text: ")
+    assert r["canvas"] is None and r["split"]["dataset"].startswith("chatterbot")
+    by_name = {b["name"]: b for b in r["baselines"]}
+    hand = by_name["hand-written prompt + verbalizer mapping"]
+    probe = by_name["text probe (hand-written prompt + token-linear)"]
+    for b in (hand, probe):
+        assert b["skipped"] is None and 0.0 <= b["accuracy"] <= 1.0
+    assert hand["accuracy"] > 0.6  # the topic words are in the vocabulary: zero-shot reads them
+    assert by_name["no prompt + linear probe"]["skipped"].startswith("skipped: image-only")
+    assert by_name["no prompt + linear probe"]["accuracy"] is None
+    led = r["ledger"]
+    assert led["train"]["queries"] + led["validation"]["queries"] <= 400
+    assert led["baseline"]["queries"] == 40 + 40  # θ₀ answers on train and test, shared by both baselines
+    assert led["test"]["queries"] == 40
+    if r["kept_theta0"]:
+        assert r["prompt"] == r["hand_prompt"]
+    printed = capsys.readouterr().out
+    assert "learned prompt:" in printed and "hand-written prompt:" in printed and "text probe" in printed
+    # the same command again reads the finished run back: no query
+    assert main(TEXT + ["--budget", "400", "--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text()) == r
+    capsys.readouterr()
+    # apply reads image runs: a text run is refused in one line that points at its readable prompt
+    assert main(["apply", str(out), "--data", "digits"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a text run" in err[0] and r["prompt"] in err[0], err
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--transform", "lowdim"], "transform lowdim makes image inputs but model token_lm:WordTopicLM takes"),
+    (["--size", "64"], "transform.size (--size) sets an image canvas"),
+    (["--data", "digits"], "digits"),
+])
+def test_text_refusals_are_one_line_before_any_query(tmp_path, capsys, extra, says):
+    out = tmp_path / "run"
+    assert main(TEXT + ["--budget", "400", "--out", str(out)] + extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err
+    assert not out.exists()  # nothing claimed, so nothing was queried
+
+
+def test_an_image_model_refuses_the_text_prompt_in_one_line(tmp_path, capsys):
+    assert main(["reprogram", "--model", "fmnist-cnn", "--data", "digits", "--transform", "discrete",
+                 "--mapping", "flm", "--optimizer", "bdpl", "--steps", "1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "use transform pad, full, lowdim or coordinator" in err[0], err

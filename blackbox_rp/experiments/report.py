@@ -59,18 +59,23 @@ def _reach(curve: list[dict[str, Any]], target: float) -> int | None:
     return None
 
 
-def summarize(runs: list[dict[str, Any]], target: float | None = None) -> list[dict[str, Any]]:
-    """One row per group (config without the seed), in first-seen order."""
+def _configs_and_varying_keys(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each run's flattened config without the seed, and the keys whose values differ between runs."""
     flats = []
     for r in runs:
         f = _flat(r["config"])
         f.pop("task.seed", None)
         flats.append(f)
     keys = sorted({k for f in flats for k in f})
-    varying = [k for k in keys if len({json.dumps(f.get(k)) for f in flats}) > 1]
+    return flats, [k for k in keys if len({json.dumps(f.get(k)) for f in flats}) > 1]
+
+
+def summarize(runs: list[dict[str, Any]], target: float | None = None) -> list[dict[str, Any]]:
+    """One row per group (config without the seed), in first-seen order."""
+    flats, varying = _configs_and_varying_keys(runs)
     groups: dict[str, list[int]] = {}
     for i, f in enumerate(flats):
-        groups.setdefault(json.dumps({k: f.get(k) for k in keys}, sort_keys=True), []).append(i)
+        groups.setdefault(json.dumps({k: f.get(k) for k in sorted(f)}, sort_keys=True), []).append(i)
     rows = []
     for members in groups.values():
         rs = [runs[i] for i in members]
@@ -204,13 +209,7 @@ def plot_report(runs: list[dict[str, Any]], rows: list[dict[str, Any]], path: Pa
 
 def summarize_labels(runs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[str]:
     """The group label of each run (as :func:`summarize` names it)."""
-    flats = []
-    for r in runs:
-        f = _flat(r["config"])
-        f.pop("task.seed", None)
-        flats.append(f)
-    keys = sorted({k for f in flats for k in f})
-    varying = [k for k in keys if len({json.dumps(f.get(k)) for f in flats}) > 1]
+    flats, varying = _configs_and_varying_keys(runs)
     return [", ".join(f"{k}={f.get(k)}" for k in varying) or "all runs" for f in flats]
 
 

@@ -216,12 +216,16 @@ class LabelMapping(ABC):
                 "seed": self.seed, "config": asdict(self.config), "fitted": self.fitted,
                 "arrays": {k: np.array(getattr(self, k), copy=True) for k in self._state}}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; refuses one from another mapping or other class counts."""
+    def _check_state_owner(self, state: dict[str, Any]) -> None:
+        """Refuse a state saved by another mapping or for other class counts."""
         want = (self.name, self.num_source, self.num_target)
         got = (state.get("name"), state.get("num_source"), state.get("num_target"))
         if got != want:
             raise ValueError(f"state is for mapping {got} (name, source, target classes), this one is {want}")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; refuses one from another mapping or other class counts."""
+        self._check_state_owner(state)
         for k in self._state:
             cur, new = getattr(self, k), np.asarray(state["arrays"][k])
             if np.shape(cur) != new.shape:

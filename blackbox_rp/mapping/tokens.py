@@ -171,10 +171,7 @@ class TokenMapping(LabelMapping):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """As the base, but fitted arrays may change shape (the compact index grows with the data)."""
-        want = (self.name, self.num_source, self.num_target)
-        got = (state.get("name"), state.get("num_source"), state.get("num_target"))
-        if got != want:
-            raise ValueError(f"state is for mapping {got} (name, source, target classes), this one is {want}")
+        self._check_state_owner(state)
         for k in self._state:
             setattr(self, k, np.array(state["arrays"][k], copy=True))
         self.fitted = bool(state["fitted"])

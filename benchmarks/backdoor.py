@@ -91,7 +91,7 @@ def run_cell(attack_name: str, method: str, budget: int | None, seed: int, args:
     oracle = TorchOracle(model, exposure=args.exposure, ledger=ledger, max_batch=1024)
     cfg = RefineConfig(transform=args.transform, transform_params=parse_params(args.transform_param, "transform"),
                        optimizer=args.optimizer, optimizer_params=parse_params(args.optimizer_param, "optimizer") or None,
-                       batch_size=args.batch_size, whitebox_steps=max(1, args.whitebox_steps), eval_every=args.eval_every,
+                       batch_size=args.batch_size, whitebox_steps=max(1, args.whitebox_steps), whitebox_lr=args.whitebox_lr, eval_every=args.eval_every,
                        seed=seed)
     t0 = time.monotonic()
     queries, extra = 0, {}
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exposure", default="probs")
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--whitebox-steps", type=int, default=300, help="0 skips the white-box ceiling")
+    p.add_argument("--whitebox-lr", type=float, default=0.05, help="the white-box ceiling's Adam step size")
     p.add_argument("--retrain", action="store_true", help="run the backdoor recipe again (timed) for the recipe table")
     p.add_argument("--no-recipe", action="store_true", help="skip the recipe table")
     p.add_argument("--rows", type=Path, default=None, help="JSON-lines file of finished cells (resumable)")

@@ -118,3 +118,16 @@ def test_whitebox_refine_is_the_marked_ceiling_and_reads_no_labels(benign):
     assert 0.0 <= d.info["val_agreement"] <= 1.0 and d.theta.size == 784
     with pytest.raises(BudgetExhausted):
         refine_whitebox(_oracle(100), benign, RefineConfig(whitebox_steps=2))
+
+
+@pytest.mark.slow
+def test_whitebox_refine_with_the_unet_learns_the_deranged_mapping(benign):
+    """The input-dependent transform is trainable through REFINE's loss: from θ₀ (grey image, agreement at
+    chance or below) a short white-box fit agrees with the suspect model on held-out benign images well above
+    chance — an additive prompt cannot send each class to its own deranged class, the U-Net can."""
+    oracle = _oracle(10_000)
+    d = refine_whitebox(oracle, benign, RefineConfig(transform="unet", transform_params={}, whitebox_steps=60,
+                                                     whitebox_lr=0.01, batch_size=32))
+    assert d.black_box is False and d.theta.size == 6025
+    assert d.transform.describe()["name"] == "unet"
+    assert d.info["val_agreement"] >= 0.25, d.info["val_agreement"]

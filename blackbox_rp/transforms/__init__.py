@@ -9,6 +9,7 @@ batch of target images (N, C_in, H_in, W_in) in [0, 1] to the model's input
 * ``full`` — learnable full-resolution pattern under a mask (all-ones by default);
 * ``lowdim`` — small 3×8×8 pattern upsampled, tanh, frame mask (192-d);
 * ``coordinator`` — BlackVIP: frozen encoder + light learnable decoder, an input-dependent prompt;
+* ``unet`` — REFINE's input transformation: a small U-Net whose sigmoid output is the model's input;
 * ``views`` — K canvases of each image, no prompt (the multi-view probe): K model inputs per target;
 * ``discrete`` — a text template with L learnable word slots (categorical θ), for language models.
 
@@ -17,12 +18,12 @@ text prompts implement too.
 
 >>> from blackbox_rp.transforms import make_transform, TRANSFORMS
 >>> sorted(TRANSFORMS)
-['coordinator', 'discrete', 'full', 'lowdim', 'none', 'pad', 'views']
+['coordinator', 'discrete', 'full', 'lowdim', 'none', 'pad', 'unet', 'views']
 >>> make_transform("pad", in_shape=(1, 28, 28), out_size=96).dim
 18240
 """
 
-from . import additive, coordinator, none, text_prompt, views  # noqa: F401  (registers the built-in transforms)
+from . import additive, coordinator, none, text_prompt, unet, views  # noqa: F401  (registers the built-in transforms)
 from .base import CanvasConfig, Transform, TransformError
 from .protocol import InputTransform, concat_inputs
 from .registry import TRANSFORMS, make_transform, register_transform

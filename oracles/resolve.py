@@ -142,7 +142,8 @@ def _http(url: str, wire: Mapping[str, Any] | None, *, api_key_env: str | None, 
 def resolve_oracle(model: str | os.PathLike | Oracle, *, exposure: Any = None, ledger: Any = None,
                    journal: Any = None, max_batch: int | None = None, api_key_env: str | None = None,
                    wire: Mapping[str, Any] | None = None, openai: Mapping[str, Any] | None = None,
-                   timeout: float = 30.0, seed: int = 0, max_in_flight: int | None = None) -> Oracle:
+                   timeout: float = 30.0, seed: int = 0, max_in_flight: int | None = None,
+                   **text_model_options: Any) -> Oracle:
     """The oracle a model spec names (see the module docstring), checked before any query.
 
     Args:
@@ -153,6 +154,8 @@ def resolve_oracle(model: str | os.PathLike | Oracle, *, exposure: Any = None, l
             ``input`` (:class:`~blackbox_rp.oracle.InputSpec` fields); without it a URL is discovered.
         openai: :class:`~oracles.OpenAIConfig` fields; the URL is then an OpenAI-compatible base URL.
         timeout, seed, max_in_flight: remote oracles: seconds per attempt, backoff jitter seed, concurrency.
+        **text_model_options: options of an in-process text model's constructor (e.g. ``n_threads`` of
+            ``gemma3-270m``); refused for any other kind of model.
     """
     common: dict[str, Any] = {"exposure": exposure, "ledger": ledger, "journal": journal}
     if max_batch is not None:
@@ -176,7 +179,12 @@ def resolve_oracle(model: str | os.PathLike | Oracle, *, exposure: Any = None, l
     from .text_models import TEXT_MODELS
 
     if spec in TEXT_MODELS:
-        return TEXT_MODELS[spec](**common)
+        # what is not given keeps the text model's own default (gemma3-270m answers top20, not probs)
+        given = {k: v for k, v in common.items() if v is not None}
+        return TEXT_MODELS[spec](**given, **text_model_options)
+    if text_model_options:
+        raise ValueError(f"options {sorted(text_model_options)} are for an in-process text model "
+                         f"({', '.join(sorted(TEXT_MODELS))}); model {spec!r} is not one")
     from .models import MODELS
     from .torch_oracle import TorchOracle
 

@@ -125,22 +125,22 @@ def main(argv: list[str] | None = None) -> int:
             base = dict(dataset=dataset, seed=seed, split=[n_train, n_val, n_test], budget=0)
             verbalizer = make_mapping("verbalizer", lm.num_classes, data.num_classes, vocabulary=lm.vocabulary,
                                       words=words)
-            if (dataset, seed, "hand prompt", "-", "verbalizer") not in done:
+            if (dataset, seed, "hand prompt", "-", "verbalizer", 0) not in done:
                 r, q, c, dt = answers(theta0, test, "test")
                 keep(dict(base, method="hand prompt", optimizer="-", mapping="verbalizer",
                           test=accuracy_of(verbalizer.predict(r), test.y), queries=0, calls=0,
                           prompt=prompt.readable(theta0), test_queries=q, qps=q / dt if dt else None))
-            probes = {(dataset, seed, "text probe", "-", "token-linear"), (dataset, seed, "hand prompt", "-", "token-blm+")}
+            probes = {(dataset, seed, "text probe", "-", "token-linear", 0), (dataset, seed, "hand prompt", "-", "token-blm+", 0)}
             if probes - done:
                 rt, q1, c1, _ = answers(theta0, train, "train")
                 re, _, _, _ = answers(theta0, test, "test")
                 for m, method in (("token-linear", "text probe"), ("token-blm+", "hand prompt")):
-                    if (dataset, seed, method, "-", m) in done:
+                    if (dataset, seed, method, "-", m, 0) in done:
                         continue
                     mp = make_mapping(m, lm.num_classes, data.num_classes).fit(rt, train.y)
                     keep(dict(base, method=method, optimizer="-", mapping=m, test=accuracy_of(mp.predict(re), test.y),
                               queries=q1, calls=c1, prompt=prompt.readable(theta0)))
-            if (dataset, seed, "random prompt", "-", "verbalizer") not in done:
+            if (dataset, seed, "random prompt", "-", "verbalizer", 0) not in done:
                 theta = prompt.space.sample(np.random.default_rng(seed))
                 r, q, c, _ = answers(theta, test, "test")
                 keep(dict(base, method="random prompt", optimizer="-", mapping="verbalizer",
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                           prompt=prompt.readable(theta)))
             for opt in _csv(args.optimizers):
                 for m in _csv(args.mappings):
-                    if (dataset, seed, "learned prompt", opt, m) in done:
+                    if (dataset, seed, "learned prompt", opt, m, args.budget) in done:
                         continue
                     lm.ledger = Ledger(Budget(max_queries=args.budget, phases=("train", "validation")))
                     t = time.perf_counter()
@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cell(row: dict[str, Any]) -> tuple:
-    """What identifies a row: a cell is run once per (dataset, seed, method, optimizer, mapping)."""
-    return row["dataset"], row["seed"], row["method"], row["optimizer"], row["mapping"]
+    """What identifies a row: a cell is run once per (dataset, seed, method, optimizer, mapping, budget)."""
+    return row["dataset"], row["seed"], row["method"], row["optimizer"], row["mapping"], row.get("budget", 0)
 
 
 def dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -211,13 +211,13 @@ def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
         hand, probe = pick("hand prompt", "verbalizer"), pick("text probe")
         learned: dict[tuple, list[float]] = {}
         for r in pick("learned prompt"):
-            learned.setdefault((r["optimizer"], r["mapping"]), []).append(r["test"])
+            learned.setdefault((r["optimizer"], r["mapping"], r["budget"]), []).append(r["test"])
         best = max(learned.items(), key=lambda kv: statistics.mean(kv[1])) if learned else None
         qps = [r["qps"] for r in hand if r.get("qps")]
         head[d] = {"hand_prompt_accuracy": statistics.mean(r["test"] for r in hand) if hand else None,
                    "text_probe_accuracy": statistics.mean(r["test"] for r in probe) if probe else None,
                    "learned_prompt_accuracy": statistics.mean(best[1]) if best else None,
-                   "learned_with": f"{best[0][0]} + {best[0][1]}" if best else None,
+                   "learned_with": f"{best[0][0]} + {best[0][1]} at {best[0][2]} queries" if best else None,
                    "calls": sum(r["calls"] for r in pick("learned prompt")),
                    "in_process_queries_per_s": round(statistics.mean(qps), 2) if qps else None}
     first = head[datasets[0]] if datasets else {}

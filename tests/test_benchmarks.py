@@ -157,6 +157,6 @@ def test_text_benchmark_headline_names_the_three_accuracies_and_the_best_learned
     table = capsys.readouterr().out
     assert "| mr | learned prompt | bdpl | verbalizer | 0 | 70.0 ± 14.1 | 1600 | 100 | 2 |" in table
     assert head["dataset"] == "mr" and head["hand_prompt_accuracy"] == 0.5 and head["text_probe_accuracy"] == 0.7
-    assert head["learned_prompt_accuracy"] == pytest.approx(0.7) and head["learned_with"] == "bdpl + verbalizer"
+    assert head["learned_prompt_accuracy"] == pytest.approx(0.7) and head["learned_with"] == "bdpl + verbalizer at 0 queries"
     assert head["calls"] == 380 and head["in_process_queries_per_s"] == 3.0
     json.dumps(head)

@@ -77,8 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--transform-param", action="append", metavar="KEY=VALUE",
                    help="transform option for every run and the white-box ceiling, e.g. background=0.5 (repeatable)")
     p.add_argument("--directions", default="default",
-                   help="directions per step to compare, e.g. default,2,8 (optimizer.directions: q of SPSA-GC/ZO-Adam, "
-                        "popsize of CMA-ES)")
+                   help="directions per step to compare, e.g. default,2,8 (optimizer.directions_per_step: q of "
+                        "SPSA-GC/ZO-Adam, popsize of CMA-ES)")
     p.add_argument("--optimizer-param", action="append", metavar="KEY=VALUE",
                    help="optimizer option over the recommended ones, for every run, e.g. lr=0.003 (repeatable)")
     p.add_argument("--refits", default="auto",
@@ -132,7 +132,7 @@ def base_and_grid(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, l
     }
     directions = [None if d == "default" else int(d) for d in csv_list(args.directions)]
     if directions != [None]:
-        grid["optimizer.directions"] = directions
+        grid["optimizer.directions_per_step"] = directions
     refits = csv_list(args.refits)
     if refits != ["auto"]:
         grid["fit.refit"] = refits
@@ -150,8 +150,8 @@ def commands(config: Path, grid: dict[str, list[Any]], seeds: list[int], out: Pa
 def cell_name(config: dict[str, Any]) -> str:
     """A group's recipe as the benchmark has always named it: transform/mapping/optimizer/budget (+ options)."""
     name = "/".join(str(config[k]) for k in ("transform.name", "mapping.name", "optimizer.name", "budget.queries"))
-    if config.get("optimizer.directions") is not None:
-        name += f" ({config['optimizer.directions']} directions/step)"
+    if config.get("optimizer.directions_per_step") is not None:
+        name += f" ({config['optimizer.directions_per_step']} directions/step)"
     if config.get("fit.refit", "auto") != "auto":
         name += f", refit {config['fit.refit']}"
     return name
@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.monotonic() - t0
     print(f"\nmodel {args.model}; split {args.split} (train, validation, test); canvas {args.size} px, image "
           f"{args.image_size} px; transform options {args.transform_param or '-'}; seeds {args.seeds}; "
-          f"{done['ran']} runs now, {done['kept']} kept from {args.out}; {seconds:.0f} s; load average {os.getloadavg()[0]:.2f}\n")
+          f"{done['ran']} runs now, {done['kept']} kept from {args.out}; {seconds:.0f} s; "
+          f"load average {os.getloadavg()[0]:.2f}\n")
     print(rep["table"])
     print(f"\nfiles: {args.out}/report.md, runs.csv, summary.csv, report.png (the same as `blackbox-rp report "
           f"{args.out}`)\n")

@@ -166,38 +166,40 @@ class MappingConfig:
 class OptimizerConfig:
     """The optimizer by name; ``params`` None means the measured recommendation for the mapping.
 
-    ``directions`` sets the candidates one step evaluates whatever the optimizer calls them (``q`` of
+    ``directions_per_step`` sets the candidates one step evaluates whatever the optimizer calls them (``q`` of
     SPSA/SPSA-GC/ZO-Adam, ``popsize`` of CMA-ES, ``num_workers`` of nevergrad): one grid key compares
     fewer, better-informed steps with more, noisier ones at the same budget across optimizers."""
 
     name: str = "zo-adam"
     params: dict[str, Any] | None = None
-    directions: int | None = None
+    directions_per_step: int | None = None
 
     def __post_init__(self) -> None:
         from ..optim import available
         from ..optim.base import ConfigError as OptimConfigError, directions_param
 
         _check_name("optimizer.name", self.name, available(), extra="ng:")
-        if self.directions is not None:
-            if self.directions < 1:
-                _fail("optimizer.directions", self.directions, "a positive integer (candidates per step)")
+        if self.directions_per_step is not None:
+            if self.directions_per_step < 1:
+                _fail("optimizer.directions_per_step", self.directions_per_step,
+                      "a positive integer (candidates per step)")
             try:
                 key = directions_param(self.name)
             except OptimConfigError as e:
-                raise ConfigError(f"optimizer.directions = {self.directions}: {e}") from None
+                raise ConfigError(f"optimizer.directions_per_step = {self.directions_per_step}: {e}") from None
             if key in (self.params or {}):
-                raise ConfigError(f"optimizer.directions = {self.directions} and optimizer.{key} = "
-                                  f"{self.params[key]!r} set the same thing for {self.name}; keep one")
+                raise ConfigError(f"optimizer.directions_per_step = {self.directions_per_step} and optimizer.{key} "
+                                  f"= {self.params[key]!r} set the same thing for {self.name}; keep one")
 
     def resolved_params(self, mapping: str) -> dict[str, Any]:
-        """The optimizer's parameters: the recommendation for ``mapping``, then ``params``, then ``directions``."""
+        """The optimizer's parameters: the recommendation for ``mapping``, overridden by ``params``, then by
+        ``directions_per_step``."""
         from ..optim.base import directions_param
         from ..reprogram import recommended_optimizer_params
 
         out = {**recommended_optimizer_params(self.name, mapping), **(self.params or {})}
-        if self.directions is not None:
-            out[directions_param(self.name)] = self.directions
+        if self.directions_per_step is not None:
+            out[directions_param(self.name)] = self.directions_per_step
         return out
 
 

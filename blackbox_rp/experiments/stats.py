@@ -27,7 +27,7 @@ def mean_sd(values: Iterable[float | None]) -> tuple[float | None, float | None]
     xs = [x for x in values if x is not None]
     if not xs:
         return None, None
-    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 def format_mean_sd(values: Iterable[float | None], scale: float = 100.0, digits: int = 1,

@@ -355,7 +355,7 @@ def directions_param(name: str) -> str:
     key = config_class(name).DIRECTIONS
     if key is None:
         raise ConfigError(f"optimizer {name!r} has no parameter for directions per step; leave "
-                          f"optimizer.directions out for it")
+                          f"optimizer.directions_per_step out for it")
     return key
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from _common import csv_list
 from blackbox_rp.commands._params import parse_params
-from blackbox_rp.experiments.config import dumps_toml, from_dict
+from blackbox_rp.experiments.config import ConfigError, dumps_toml, from_dict
 from blackbox_rp.experiments.report import write_report
 from blackbox_rp.experiments.stats import mean_sd
 from blackbox_rp.experiments.sweep import make_executor, sweep
@@ -204,6 +204,15 @@ def headline(rows: list[dict[str, Any]], runs: list[dict[str, Any]], dataset: st
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    try:
+        return run(args)
+    except ConfigError as e:  # a bad option or a point that cannot run: said before any query
+        print(f"benchmarks/visual.py: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the grid, run what is not finished, print the report and the headline."""
     base, grid, seeds = base_and_grid(args)
     from_dict(base)  # a bad option is refused here, naming the key, before anything is written
     if args.write_config is not None:

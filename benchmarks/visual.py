@@ -107,6 +107,9 @@ def base_and_grid(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, l
 
     The five axes of the benchmark are always grid keys (so a run's directory name says its cell and a
     grid extended later reuses the runs it has); directions and refits become keys only when compared."""
+    if not csv_list(args.optimizers):
+        raise ConfigError("--optimizers is empty: every run of the sweep fits a prompt (the baselines and the "
+                          "white-box ceiling come with each run); give one optimizer, e.g. --optimizers zo-adam")
     split = [int(s) for s in csv_list(args.split)]
     transform = {"name": csv_list(args.transforms)[0], "size": args.size, "image_size": args.image_size,
                  **parse_params(args.transform_param, "--transform-param")}
@@ -116,7 +119,7 @@ def base_and_grid(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, l
         "oracle": {"model": args.model, "max_batch": 256},
         "transform": transform,
         "mapping": {"name": csv_list(args.mappings)[0]},
-        "optimizer": {"name": (csv_list(args.optimizers) or ["zo-adam"])[0], **extra},
+        "optimizer": {"name": csv_list(args.optimizers)[0], **extra},
         "budget": {"queries": int(csv_list(args.budgets)[0])},
         "fit": {"eval_every": args.eval_every},
         "baselines": {"no_prompt_mapping": "flm", "linear_probe": True,
@@ -143,7 +146,9 @@ def commands(config: Path, grid: dict[str, list[Any]], seeds: list[int], out: Pa
     """The ``blackbox-rp sweep`` and ``report`` commands that run this grid (seeds 0..N-1 there)."""
     gridargs = " ".join(f"--grid {shlex.quote(k + '=' + ','.join('null' if v is None else str(v) for v in vs))}"
                         for k, vs in grid.items())
-    return [f"blackbox-rp sweep {config} {gridargs} --seeds {max(seeds) + 1} --out {out}",
+    note = "" if seeds == list(range(len(seeds))) else \
+        f"  # the CLI runs seeds 0..{max(seeds)}; this grid's are {','.join(map(str, seeds))}"
+    return [f"blackbox-rp sweep {config} {gridargs} --seeds {max(seeds) + 1} --out {out}{note}",
             f"blackbox-rp report {out}"]
 
 

@@ -110,6 +110,8 @@ def test_a_point_that_cannot_run_is_refused_before_any_query(tmp_path):
     assert out.returncode == 2 and "sweep point task.data=mnist5k,transform.name=lowdim,mapping.name=blm+," \
         "optimizer.name=zo-adam,budget.queries=2000,fit.refit=joint,seed=0 cannot run" in out.stderr
     assert "no parameters to train" in out.stderr and not (tmp_path / "o").exists()
+    empty = _visual("--optimizers", "", "--out", tmp_path / "o")
+    assert empty.returncode == 2 and "--optimizers is empty" in empty.stderr and not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import append_row, csv_list as _csv, mean_sd, read_rows
 from blackbox_rp import Budget, Ledger
 from blackbox_rp.commands._params import parse_params
 from blackbox_rp.data import load_fashion_mnist
@@ -46,15 +47,6 @@ from oracles import TorchOracle
 from oracles.models.backdoor_cnn import ATTACKS, train_attack
 
 QUICK = dict(attacks="badnets", seeds="0", budgets="4000", n_benign=600, n_eval=1000, whitebox_steps=150)
-
-
-def _csv(text: str) -> list[str]:
-    return [t for t in text.split(",") if t]
-
-
-def mean_sd(values) -> tuple[float, float]:
-    v = list(values)
-    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
 
 def recipe_table(retrain: bool) -> list[dict]:
@@ -226,9 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             s = f" {r['seconds']:.0f} |" if "seconds" in r else ""
             print(f"| {r['model']} | {100 * c['value']:.2f} [{100 * c['ci_low']:.1f}, {100 * c['ci_high']:.1f}] | "
                   f"{100 * a['value']:.2f} [{100 * a['ci_low']:.1f}, {100 * a['ci_high']:.1f}] |{s}")
-    rows: list[dict] = []
-    if args.rows is not None and args.rows.exists():
-        rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+    rows: list[dict] = read_rows(args.rows)
     done = {(r["attack"], r["method"], r["budget"], r["seed"]) for r in rows}
     if not args.report_only:
         for cell in cells(args):
@@ -238,10 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(f"  {cell}: clean {100 * row['clean_accuracy']:.1f}%, ASR {100 * row['asr']:.1f}%, "
                   f"{row['queries']} queries, {row['seconds']:.0f} s", file=sys.stderr, flush=True)
-            if args.rows is not None:
-                args.rows.parent.mkdir(parents=True, exist_ok=True)
-                with args.rows.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+            append_row(args.rows, row)
     wanted = {(a, s) for a in _csv(args.attacks) for s in map(int, _csv(args.seeds))}
     budgets = set(map(int, _csv(args.budgets)))
     rows = [r for r in rows if (r["attack"], r["seed"]) in wanted and (r["budget"] is None or r["budget"] in budgets)]

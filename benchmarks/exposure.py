@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from _common import append_row, csv_list as _csv, mean_sd, read_rows
 from blackbox_rp.baselines import output_only
 from blackbox_rp.data import load_target, split_dataset
 from blackbox_rp.exposure import parse_exposure
@@ -35,15 +36,6 @@ from blackbox_rp.studies.exposure_study import DEFAULT_EXPOSURES, ExposureStudy,
 from oracles import TorchOracle
 
 QUICK = dict(seeds="0", budget=3000, split="500,300,500")
-
-
-def _csv(text: str) -> list[str]:
-    return [t for t in text.split(",") if t]
-
-
-def mean_sd(values) -> tuple[float, float]:
-    v = list(values)
-    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# benchmarks/exposure.py {' '.join(argv if argv is not None else sys.argv[1:])}  "
           f"({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC)")
     exposures = [parse_exposure(e).key() for e in _csv(args.exposures)]
-    rows: list[dict] = []
-    if args.rows is not None and args.rows.exists():
-        rows = [json.loads(x) for x in args.rows.read_text().splitlines() if x.strip()]
+    rows: list[dict] = read_rows(args.rows)
     data = load_target(args.data)
     sizes = tuple(int(v) for v in _csv(args.split))
     mappings = _csv(args.mappings)
@@ -100,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(f"  seed {seed} {mapping} {e}: {row.get('status')} test {100 * row.get('test_accuracy', float('nan')):.1f}% "
                   f"({row.get('queries')} queries, {row['seconds']:.0f} s)", file=sys.stderr, flush=True)
-            if args.rows is not None:
-                args.rows.parent.mkdir(parents=True, exist_ok=True)
-                with args.rows.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+            append_row(args.rows, row)
     seeds = set(map(int, _csv(args.seeds)))
     rows = [r for r in rows if r["seed"] in seeds and r["budget"] == args.budget and r["exposure"] in exposures]
     print(f"\n{args.model} → {args.data}, transform {args.transform}, optimizer {args.optimizer}, "

@@ -41,6 +41,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before llama_cpp loads Op
 
 import numpy as np  # noqa: E402
 
+from _common import csv_list as _csv, format_mean_sd  # noqa: E402
 from blackbox_rp import Budget, Ledger  # noqa: E402
 from blackbox_rp.commands._params import parse_params  # noqa: E402
 from blackbox_rp.data import split_dataset  # noqa: E402
@@ -57,10 +58,6 @@ TASKS = {
 }
 QUICK = dict(datasets="mr", seeds="0", split="24,24,48", budget=160, optimizers="bdpl", mappings="verbalizer",
              slots=2, num_candidates=20, batch_size=8, eval_every=4)
-
-
-def _csv(text: str) -> list[str]:
-    return [t for t in str(text).split(",") if t]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,7 +185,7 @@ def dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _ms(v: list[float]) -> str:
-    return f"{100 * statistics.mean(v):.1f} ± {100 * statistics.stdev(v):.1f}" if len(v) > 1 else f"{100 * v[0]:.1f}"
+    return format_mean_sd(v) if len(v) > 1 else f"{100 * v[0]:.1f}"
 
 
 def report(rows: list[dict[str, Any]]) -> dict[str, Any]:

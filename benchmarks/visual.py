@@ -1,72 +1,61 @@
 """Visual reprogramming on the bundled ImageNet model: prompts × label mappings × optimizers, beside the
-no-prompt baselines and the white-box ceiling of the same transform and mapping.
+no-prompt baselines and the white-box ceiling of the same transform and mapping — a sweep of the
+experiments package (``blackbox-rp sweep`` + ``blackbox-rp report``), so the same grid runs on a user's task.
 
-For each target dataset and seed: the zero-shot FLM mapping (no prompt), the
-output-only linear probe (no prompt, logistic regression on the returned
-log-probabilities), then every {transform} × {mapping} × {optimizer} cell
-black-box at each query budget (train + validation queries; test reported
-apart), and the white-box ceiling (backprop, NOT black-box) of each
-{transform} × {mapping}. Prints a markdown table (mean ± sd over seeds) and,
-as its last line, a JSON object with the headline figures.
+The script writes one base config and a grid (datasets × transforms × mappings × optimizers × budgets,
+and directions / refits when asked) and runs it with :func:`blackbox_rp.experiments.sweep.sweep`, one
+run directory per point and seed under ``--out``. Every run measures, on its own seed's split, the
+zero-shot FLM mapping (no prompt), the output-only linear probe (no prompt, logistic regression on the
+returned probabilities), the same mapping without a prompt, the multi-view probe (``--probe-views``)
+and the white-box ceiling (backprop, NOT black-box) of its transform × mapping. The table is
+:func:`blackbox_rp.experiments.report.write_report`'s: test accuracy mean ± sd over seeds, how many runs
+kept θ₀ (selection found no prompt better than none), each baseline and the gain over it paired by
+seed. The last line is one JSON object of headline figures.
 
-The full grid (3 transforms × 5 mappings × 3 optimizers × 3 budgets × 3 seeds
-× 2 datasets) is days of CPU; pass the subset you can afford:
+The full grid (3 transforms × 5 mappings × 3 optimizers × 3 budgets × 3 seeds × 2 datasets) is days of
+CPU; pass the subset you can afford:
 
-    python benchmarks/visual.py --quick                       # < 1 minute
+    python benchmarks/visual.py --quick                       # < 2 minutes
     python benchmarks/visual.py --datasets mnist5k --transforms lowdim \\
         --mappings blm+,linear --optimizers zo-adam --budgets 20000 --seeds 0 --whitebox-steps 300
 
-Long grids: ``--json-out FILE`` is rewritten after every cell, and a run
-started again with the same file keeps its rows and runs only the cells not
-in it; with ``--journal FILE`` as well, the cell that was cut off replays the
-queries it had answered (no model call) and reaches the same numbers. ``--directions 2,4,8`` repeats each black-box cell with that many
-directions per step (``q`` of SPSA-GC and ZO-Adam, ``popsize`` of CMA-ES) at
-the same budget: fewer, better-informed steps against more, noisier ones.
-``--refits auto,joint`` compares a linear readout refitted each epoch with one
-trained together with the prompt. A grid run in pieces is reported as one:
-``--from-json a.json b.json --plot acc.png`` merges saved rows (no query is
-sent) and draws test accuracy against queries with the baselines beside it.
+**Resumable**: a run finished under ``--out`` is read back, not run again; started again after a kill,
+the cut-off run replays its journal (no model call for an answered query) and reaches the same numbers.
+A grid run in pieces (other seeds, budgets, optimizers) into one ``--out`` is reported as one.
+``--executor dask://HOST:PORT`` sends the runs to a Dask cluster. ``--write-config FILE`` writes the base
+config and prints the equivalent ``blackbox-rp sweep`` / ``report`` commands instead of running.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
-import statistics
+import os
+import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from blackbox_rp import Budget, Ledger
-from blackbox_rp.baselines import canvas_options, multiview_probe, output_only
+from _common import csv_list
 from blackbox_rp.commands._params import parse_params
-from blackbox_rp.data import load_target, split_dataset
-from blackbox_rp.mapping import make_mapping
-from blackbox_rp.reprogram import Reprogrammer, recommended_optimizer_params
-from blackbox_rp.transforms import make_transform
-from blackbox_rp.whitebox import WhiteboxConfig, whitebox_fit
+from blackbox_rp.experiments.config import ConfigError, dumps_toml, from_dict
+from blackbox_rp.experiments.report import write_report
+from blackbox_rp.experiments.stats import mean_sd
+from blackbox_rp.experiments.sweep import make_executor, sweep
 
 QUICK = dict(datasets="mnist5k", transforms="lowdim", mappings="blm+,linear", optimizers="zo-adam", budgets="2000",
              seeds="0", whitebox_steps=10, split="200,100,100", size=48, image_size=32, eval_every=3,
-             probe_views="24,32")
+             probe_views="24,32", out=Path("runs/visual-quick"))
+
+#: the baselines every run measures, by the names the experiments layer gives them
+ZERO_SHOT, PROBE, MULTIVIEW = "no prompt + flm mapping", "no prompt + linear probe", "no prompt + linear probe on "
 
 
-def _csv(text: str) -> list[str]:
-    return [t for t in text.split(",") if t]
-
-
-def mean_sd(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    v = list(values)
-    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a small grid in under a minute")
+    p.add_argument("--quick", action="store_true", help="a small grid in under two minutes (into runs/visual-quick)")
     p.add_argument("--model", default="efficientnet-lite0")
     p.add_argument("--datasets", default="mnist5k,fashion-mnist")
     p.add_argument("--transforms", default="pad,lowdim,coordinator")
@@ -86,312 +75,186 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-size", type=int, default=48, help="target image side inside the canvas")
     p.add_argument("--eval-every", type=int, default=25)
     p.add_argument("--transform-param", action="append", metavar="KEY=VALUE",
-                   help="transform option for every cell and the white-box runs, e.g. background=0.5 (repeatable)")
+                   help="transform option for every run and the white-box ceiling, e.g. background=0.5 (repeatable)")
     p.add_argument("--directions", default="default",
-                   help="directions per step to compare, e.g. default,2,8 (q of SPSA-GC/ZO-Adam, popsize of CMA-ES)")
+                   help="directions per step to compare, e.g. default,2,8 (optimizer.directions_per_step: q of "
+                        "SPSA-GC/ZO-Adam, popsize of CMA-ES)")
     p.add_argument("--optimizer-param", action="append", metavar="KEY=VALUE",
-                   help="optimizer option over the recommended ones, for every cell, e.g. lr=0.003 (repeatable)")
+                   help="optimizer option over the recommended ones, for every run, e.g. lr=0.003 (repeatable)")
     p.add_argument("--refits", default="auto",
-                   help="how the mapping follows the prompt, compared: e.g. auto,joint (see ReprogramConfig.refit)")
-    p.add_argument("--journal", type=Path, default=None,
-                   help="SQLite journal to keep (default: a temporary one); a re-run replays its answers")
-    p.add_argument("--json-out", type=Path, default=None, help="also write every row to this JSON file, "
-                   "rewritten after each cell")
-    p.add_argument("--from-json", type=Path, nargs="+", default=None, metavar="FILE",
-                   help="report (and plot) the rows saved by earlier --json-out runs instead of running; "
-                        "with --json-out, also write the merged rows there")
-    p.add_argument("--plot", type=Path, default=None, help="also draw test accuracy against queries to this PNG")
+                   help="how the mapping follows the prompt, compared: e.g. auto,joint (fit.refit)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="sweep directory, one run directory per point and seed (default runs/visual; "
+                        "runs/visual-quick with --quick); finished runs in it are not run again")
+    p.add_argument("--executor", default="local", help="local (processes) or dask://HOST:PORT")
+    p.add_argument("--workers", type=int, default=None, help="local processes (default: CPU count)")
+    p.add_argument("--torch-threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--plot", type=Path, default=None, help="also copy the report's PNG here (it is always written "
+                   "to OUT/report.png)")
+    p.add_argument("--write-config", type=Path, default=None, metavar="FILE",
+                   help="write the base config to FILE, print the blackbox-rp sweep/report commands, run nothing")
     args = p.parse_args(argv)
     if args.quick:
         for k, v in QUICK.items():
-            setattr(args, k, v)
-    logging.basicConfig(level=logging.WARNING)
-    t0 = time.monotonic()
-    if args.from_json:
-        rows = merge_rows([json.loads(f.read_text()) for f in args.from_json])
-        title = f"rows of {', '.join(str(f) for f in args.from_json)}"
-        if args.json_out is not None:  # the merged rows, one file to keep
-            args.json_out.write_text(json.dumps(rows, indent=1))
-    else:
-        rows = run_grid(args)
-        title = (f"model {args.model}; split {args.split} (train, validation, test); canvas {args.size} px, image "
-                 f"{args.image_size} px; transform options {args.transform_param or '-'}; seeds {args.seeds}; "
-                 f"{time.monotonic() - t0:.0f} s")
-    head = report(rows, title)
-    if args.plot is not None:
-        plot(rows, args.plot)
-    head["seconds"] = round(time.monotonic() - t0, 1)
-    print(json.dumps(head))
-    return 0
+            if k != "out" or args.out is None:
+                setattr(args, k, v)
+    args.out = args.out or Path("runs/visual")
+    return args
 
 
-#: the method name of the single-view output-only probe, the bar every row is paired with
-PROBE = "linear probe (no prompt)"
-KEY = ("dataset", "seed", "method", "transform", "mapping", "optimizer", "budget")
+def base_and_grid(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, list[Any]], list[int]]:
+    """The base config tree, the grid (key → values) and the seeds the arguments ask for.
 
-
-def merge_rows(parts: list[list[dict]]) -> list[dict]:
-    """Rows of several runs as one; a row repeated (the same baseline of one split) counts once, the first
-    kept. Runs of another setup (model, split, canvas, validation interval) are not comparable and are
-    refused; a repeated row whose result differs (float noise: other thread counts, other batch
-    compositions) is reported on stderr with the largest difference."""
-    everything = list(itertools.chain.from_iterable(parts))
-    check_same_setup(everything, "--from-json")
-    seen: dict[tuple, dict] = {}
-    differ: list[float] = []
-    for r in everything:
-        key = tuple(r[k] for k in KEY)
-        if key in seen and seen[key]["test"] != r["test"]:
-            differ.append(abs(seen[key]["test"] - r["test"]))
-        seen.setdefault(key, r)
-    if differ:
-        print(f"--from-json: {len(differ)} repeated row(s) differ between the files (largest difference "
-              f"{max(differ):.4f}); the first of each is kept", file=sys.stderr)
-    return list(seen.values())
-
-
-#: what must agree for rows of several runs to be compared
-SETUP_FIELDS = ("model", "split", "size", "canvas", "eval_every")
-
-
-def check_same_setup(rows: list[dict], who: str) -> None:
-    """Refuse rows of different setups (see :data:`SETUP_FIELDS`), naming the field that differs."""
-    for field in SETUP_FIELDS:
-        values = {json.dumps((r.get("setup") or {}).get(field), sort_keys=True) for r in rows}
-        if len(values) > 1:
-            raise SystemExit(f"{who}: rows run with different {field} ({sorted(values)}); report each setup "
-                             f"on its own")
-
-
-def _directions_key(optimizer: str) -> str:
-    """The parameter that sets candidates per step: ``popsize`` for population methods, else ``q``."""
-    from blackbox_rp.optim import REGISTRY
-
-    cls = REGISTRY.get(optimizer)
-    fields = getattr(getattr(cls, "Config", None), "__dataclass_fields__", {})
-    return "popsize" if "popsize" in fields or optimizer.startswith("ng:") else "q"
-
-
-def run_grid(args: argparse.Namespace) -> list[dict]:
-    """Every baseline, black-box cell and white-box ceiling the arguments ask for, one row each.
-
-    Every cell is built once before the first query, so a combination that cannot run (a joint refit
-    with a statistical mapping, an option an optimizer lacks) is refused before hours are spent. With
-    ``--json-out`` naming a file that exists, its rows are kept and their cells not run again."""
-    from oracles import TorchOracle
-
-    split = tuple(int(s) for s in _csv(args.split))
-    canvas = {"image_size": args.image_size, **parse_params(args.transform_param, "--transform-param")}
+    The five axes of the benchmark are always grid keys (so a run's directory name says its cell and a
+    grid extended later reuses the runs it has); directions and refits become keys only when compared."""
+    if not csv_list(args.optimizers):
+        raise ConfigError("--optimizers is empty: every run of the sweep fits a prompt (the baselines and the "
+                          "white-box ceiling come with each run); give one optimizer, e.g. --optimizers zo-adam")
+    split = [int(s) for s in csv_list(args.split)]
+    transform = {"name": csv_list(args.transforms)[0], "size": args.size, "image_size": args.image_size,
+                 **parse_params(args.transform_param, "--transform-param")}
     extra = parse_params(args.optimizer_param, "--optimizer-param")
-    setup = {"model": args.model, "split": list(split), "size": args.size, "canvas": canvas,
-             "eval_every": args.eval_every}
-    rows: list[dict] = []
-    if args.json_out is not None and args.json_out.exists():
-        rows = json.loads(args.json_out.read_text())
-        check_same_setup(rows + [{"setup": json.loads(json.dumps(setup))}], f"--json-out {args.json_out}")
-        print(f"{args.json_out}: {len(rows)} rows kept from an earlier run; their cells are not run again",
-              file=sys.stderr)
-    done = {tuple(r[k] for k in KEY) for r in rows}
-    # an empty --optimizers runs the baselines and the white-box ceilings only
-    cells = list(itertools.product(_csv(args.transforms), _csv(args.mappings), _csv(args.optimizers),
-                                   (int(b) for b in _csv(args.budgets)), _csv(args.directions), _csv(args.refits)))
-    pairs = list(itertools.product(_csv(args.transforms), _csv(args.mappings)))
-
-    def add(row: dict) -> None:
-        row["setup"] = setup
-        rows.append(row)
-        done.add(tuple(row[k] for k in KEY))
-        if args.json_out is not None:
-            args.json_out.write_text(json.dumps(rows, indent=1))
-
-    def build(oracle, cell, train, seed) -> tuple[Reprogrammer, str]:
-        tname, mname, oname, budget, dirs, refit = cell
-        params = {**recommended_optimizer_params(oname, mname), **extra}
-        if dirs != "default":
-            params[_directions_key(oname)] = int(dirs)
-        rp = Reprogrammer.build(tname, oracle, mname, oname, train, out_size=args.size, seed=seed,
-                                transform_params=canvas, eval_every=args.eval_every, optimizer_params=params,
-                                refit=refit)
-        label = oname if dirs == "default" else f"{oname} ({rp.optimizer.queries_per_step}/step)"
-        label += ("" if refit == "auto" else f", refit {refit}") + "".join(f", {k}={v}" for k, v in extra.items())
-        return rp, label
-
-    with tempfile.TemporaryDirectory() as tmp:
-        # one journal per run of the benchmark: the no-prompt answers are shared by the baselines and θ₀
-        oracle = TorchOracle(args.model, journal=args.journal or Path(tmp) / "journal.sqlite", max_batch=256)
-        for ds in _csv(args.datasets):
-            data = load_target(ds)
-            for cell in cells:  # refuse what cannot run before any query
-                try:
-                    build(oracle, cell, split_dataset(data, split, 0)[0], 0)
-                except ValueError as e:
-                    raise SystemExit(f"cell {'/'.join(map(str, cell))} cannot run: {e}") from None
-            for seed in (int(s) for s in _csv(args.seeds)):
-                train, val, test = split_dataset(data, split, seed)
-                for name, mapping in (("zero-shot FLM (no prompt)", "flm"), (PROBE, "linear")):
-                    if (ds, seed, name, "none", mapping, "-", 0) in done:
-                        continue
-                    oracle.ledger = Ledger()
-                    r = output_only(oracle, mapping, train, test, out_size=args.size, seed=seed, canvas=canvas)
-                    add(dict(dataset=ds, seed=seed, method=name, transform="none", mapping=mapping,
-                             optimizer="-", budget=0, test=r["accuracy"], queries=len(train),
-                             calls=oracle.ledger.counts("baseline").calls, black_box=True))
-                sizes = [int(v) for v in _csv(args.probe_views)]
-                name = f"linear probe, {len(sizes)} views ({'+'.join(map(str, sizes))} px, no prompt)"
-                if sizes and (ds, seed, name, "none", "linear", "-", 0) not in done:
-                    oracle.ledger = Ledger()
-                    r = multiview_probe(oracle, train, test, out_size=args.size, seed=seed,
-                                        views=[{**canvas_options(canvas), "image_size": v} for v in sizes])
-                    add(dict(dataset=ds, seed=seed, method=name, transform="none", mapping="linear", optimizer="-",
-                             budget=0, test=r["accuracy"], queries=r["train_queries"],
-                             calls=oracle.ledger.counts("baseline").calls, black_box=True))
-                for cell in cells:
-                    tname, mname, oname, budget, dirs, refit = cell
-                    oracle.ledger = Ledger(Budget(max_queries=budget, phases=("train", "validation")))
-                    rp, label = build(oracle, cell, train, seed)
-                    if (ds, seed, "black-box", tname, mname, label, budget) in done:
-                        continue
-                    fit = rp.fit(train, val)
-                    ev = rp.evaluate(test)
-                    led = oracle.ledger
-                    add(dict(dataset=ds, seed=seed, method="black-box", transform=tname, mapping=mname,
-                             optimizer=label, budget=budget, test=ev["accuracy"], val=fit.val_accuracy,
-                             steps=fit.steps, per_step=rp.optimizer.queries_per_step,
-                             queries=led.counts("train").queries + led.counts("validation").queries,
-                             calls=led.counts("train").calls + led.counts("validation").calls,
-                             black_box=True))
-                for tname, mname in pairs:
-                    lr = args.whitebox_lr or (0.001 if mname == "linear" else 0.05)
-                    label = "backprop (Adam)" if args.whitebox_lr is None and args.whitebox_readout == "refit" \
-                        else f"backprop (Adam, lr {lr}, {args.whitebox_readout} readout)"
-                    if not args.whitebox_steps or (ds, seed, "white-box ceiling", tname, mname, label, 0) in done:
-                        continue
-                    t = make_transform(tname, in_shape=tuple(train.x.shape[1:]), out_size=args.size,
-                                       channels=oracle.input_spec.channels or 3, seed=seed, **canvas)
-                    m = make_mapping(mname, oracle.num_classes, train.num_classes, seed=seed)
-                    wb = whitebox_fit(t, oracle, m, train, val, test,
-                                      WhiteboxConfig(steps=args.whitebox_steps, seed=seed, lr=lr,
-                                                     readout=args.whitebox_readout))
-                    add(dict(dataset=ds, seed=seed, method="white-box ceiling", transform=tname, mapping=mname,
-                             optimizer=label, budget=0, test=wb["test_accuracy"],
-                             val=wb["val_accuracy"], steps=args.whitebox_steps, queries=0, calls=0,
-                             black_box=False))
-    return rows
-
-
-def report(rows: list[dict], title: str) -> dict:
-    """Print the markdown table (mean ± sd over seeds, gain over the same seed's probe); the headline dict."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["method"], r["transform"], r["mapping"], r["optimizer"], r["budget"]),
-                          []).append(r)
-    probe = {(r["dataset"], r["seed"]): r["test"] for r in rows if r["method"] == PROBE}
-    print(f"\n{title}\n")
-    print("| dataset | method | transform | mapping | optimizer | budget | test acc % (mean ± sd) | "
-          "minus probe, same seed (mean ± sd; seeds above) | train+val queries | calls | black-box |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    summary: dict[tuple, float] = {}
-    gains: dict[tuple, list[float]] = {}
-    for key, rs in groups.items():
-        summary[key] = mean_sd(100 * r["test"] for r in rs)[0]
-        # paired with the probe of the same split; a seed whose probe row is missing (a killed run) is left out
-        gains[key] = [100 * (r["test"] - probe[r["dataset"], r["seed"]]) for r in rs
-                      if (r["dataset"], r["seed"]) in probe]
-        ds, method, tname, mname, oname, budget = key
-        acc = mean_sd(100 * r["test"] for r in rs)
-        gain = mean_sd(gains[key]) if gains[key] else None
-        paired = "n/a" if gain is None else \
-            f"{gain[0]:+.1f} ± {gain[1]:.1f}; {sum(g > 0 for g in gains[key])}/{len(gains[key])}"
-        print(f"| {ds} | {method} | {tname} | {mname} | {oname} | {budget or '-'} | {acc[0]:.1f} ± {acc[1]:.1f} | "
-              f"{paired} | "
-              f"{int(statistics.mean(r['queries'] for r in rs))} | {int(statistics.mean(r['calls'] for r in rs))} | "
-              f"{'yes' if rs[0]['black_box'] else 'NO'} |")
-    first = rows[0]["dataset"]
-    bb = {k: v for k, v in summary.items() if k[0] == first and k[1] == "black-box"}
-    # the best black-box recipe among those run on the most seeds (one lucky seed does not win)
-    best_key = max(bb, key=lambda k: (len(groups[k]), bb[k])) if bb else None
-    wb_key = (first, "white-box ceiling", best_key[2], best_key[3], "backprop (Adam)", 0) if best_key else None
-
-    def frac(key: tuple | None) -> float | None:
-        return round(summary[key] / 100, 4) if key in summary else None
-
-    best_gains = gains.get(best_key) or []
-    head = {
-        "dataset": first,
-        "zero_shot_acc": frac((first, "zero-shot FLM (no prompt)", "none", "flm", "-", 0)),
-        "linear_probe_acc": frac((first, PROBE, "none", "linear", "-", 0)),
-        "best_blackbox_acc": frac(best_key),
-        "best_blackbox": None if best_key is None else "/".join(map(str, best_key[2:])),
-        "whitebox_acc": frac(wb_key),
-        "best_minus_probe": round(statistics.mean(best_gains) / 100, 4) if best_gains else None,
-        "best_above_probe_seeds": f"{sum(g > 0 for g in best_gains)}/{len(best_gains)}" if best_gains else None,
+    base: dict[str, Any] = {
+        "task": {"data": csv_list(args.datasets)[0], "split": split, "seed": 0},
+        "oracle": {"model": args.model, "max_batch": 256},
+        "transform": transform,
+        "mapping": {"name": csv_list(args.mappings)[0]},
+        "optimizer": {"name": csv_list(args.optimizers)[0], **extra},
+        "budget": {"queries": int(csv_list(args.budgets)[0])},
+        "fit": {"eval_every": args.eval_every},
+        "baselines": {"no_prompt_mapping": "flm", "linear_probe": True,
+                      "probe_views": [int(v) for v in csv_list(args.probe_views)],
+                      "whitebox_steps": args.whitebox_steps, "whitebox_readout": args.whitebox_readout},
     }
-    views = {k: v for k, v in summary.items() if k[0] == first and k[1].startswith("linear probe, ")}
-    if views:  # the best multi-view probe (no prompt; K queries per image)
-        best_views = max(views, key=views.get)
-        head.update(multiview_probe=best_views[1], multiview_probe_acc=frac(best_views),
-                    multiview_minus_probe=round(statistics.mean(gains[best_views]) / 100, 4))
+    if args.whitebox_lr is not None:
+        base["baselines"]["whitebox_lr"] = args.whitebox_lr
+    grid: dict[str, list[Any]] = {
+        "task.data": csv_list(args.datasets), "transform.name": csv_list(args.transforms),
+        "mapping.name": csv_list(args.mappings), "optimizer.name": csv_list(args.optimizers),
+        "budget.queries": [int(b) for b in csv_list(args.budgets)],
+    }
+    directions = [None if d == "default" else int(d) for d in csv_list(args.directions)]
+    if directions != [None]:
+        grid["optimizer.directions_per_step"] = directions
+    refits = csv_list(args.refits)
+    if refits != ["auto"]:
+        grid["fit.refit"] = refits
+    return base, grid, [int(s) for s in csv_list(args.seeds)]
+
+
+def commands(config: Path, grid: dict[str, list[Any]], seeds: list[int], out: Path) -> list[str]:
+    """The ``blackbox-rp sweep`` and ``report`` commands that run this grid (seeds 0..N-1 there)."""
+    gridargs = " ".join(f"--grid {shlex.quote(k + '=' + ','.join('null' if v is None else str(v) for v in vs))}"
+                        for k, vs in grid.items())
+    note = "" if seeds == list(range(len(seeds))) else \
+        f"  # the CLI runs seeds 0..{max(seeds)}; this grid's are {','.join(map(str, seeds))}"
+    return [f"blackbox-rp sweep {config} {gridargs} --seeds {max(seeds) + 1} --out {out}{note}",
+            f"blackbox-rp report {out}"]
+
+
+def cell_name(config: dict[str, Any]) -> str:
+    """A group's recipe as the benchmark has always named it: transform/mapping/optimizer/budget (+ options)."""
+    name = "/".join(str(config[k]) for k in ("transform.name", "mapping.name", "optimizer.name", "budget.queries"))
+    if config.get("optimizer.directions_per_step") is not None:
+        name += f" ({config['optimizer.directions_per_step']} directions/step)"
+    if config.get("fit.refit", "auto") != "auto":
+        name += f", refit {config['fit.refit']}"
+    return name
+
+
+def headline(rows: list[dict[str, Any]], runs: list[dict[str, Any]], dataset: str) -> dict[str, Any]:
+    """The figures of the first dataset: the baselines (one value per seed: every run of a seed measures the
+    same ones), the best black-box recipe among those run on the most seeds (one lucky seed does not win),
+    its white-box ceiling and its gain over the probe paired by seed."""
+    mine = [r for r in runs if r["split"]["dataset"] == dataset]
+
+    def baseline(name_or_prefix: str) -> tuple[str | None, float | None, dict[int, float]]:
+        by_seed: dict[int, float] = {}
+        found = None
+        for r in mine:
+            for b in r["baselines"]:
+                if (b["name"] == name_or_prefix or (name_or_prefix == MULTIVIEW and b["name"].startswith(MULTIVIEW))) \
+                        and b["accuracy"] is not None:
+                    found = b["name"]
+                    by_seed.setdefault(r["seed"], b["accuracy"])
+        return found, mean_sd(by_seed.values())[0], by_seed
+
+    def frac(v: float | None) -> float | None:
+        return None if v is None else round(v, 4)
+
+    _, zero, _ = baseline(ZERO_SHOT)
+    _, probe, probe_by_seed = baseline(PROBE)
+    groups = [g for g in rows if g["config"].get("task.data") == dataset]
+    best = max(groups, key=lambda g: (g["n"], g["test_mean"])) if groups else None
+    head: dict[str, Any] = {"dataset": dataset, "zero_shot_acc": frac(zero), "linear_probe_acc": frac(probe),
+                            "best_blackbox_acc": None, "best_blackbox": None, "whitebox_acc": None,
+                            "best_minus_probe": None, "best_above_probe_seeds": None, "best_kept_theta0": None}
+    if best is not None:
+        gain = best["baselines"].get(PROBE)
+        wb = best.get("whitebox") or {}
+        head.update(best_blackbox_acc=frac(best["test_mean"]), best_blackbox=cell_name(best["config"]),
+                    whitebox_acc=frac(wb.get("mean")), best_kept_theta0=f"{best['kept_theta0']}/{best['n']}")
+        if gain and gain["n"]:
+            head.update(best_minus_probe=frac(gain["gain_mean"]), best_above_probe_seeds=f"{gain['above']}/{gain['n']}")
+    views, acc, by_seed = baseline(MULTIVIEW)
+    if views is not None:  # the multi-view probe (no prompt; K queries per image) minus the probe, by seed
+        paired = [by_seed[s] - probe_by_seed[s] for s in by_seed if s in probe_by_seed]
+        head.update(multiview_probe=views, multiview_probe_acc=frac(acc),
+                    multiview_minus_probe=frac(mean_sd(paired)[0]))
     if head["best_blackbox_acc"] is not None and head["whitebox_acc"]:
         head["blackbox_over_whitebox"] = round(head["best_blackbox_acc"] / head["whitebox_acc"], 4)
     return head
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    """Test accuracy (mean ± sd over seeds) against train + validation queries, a column per dataset: a line
-    per black-box recipe, the no-prompt baselines as horizontal lines, white-box ceilings as stars; the
-    lower row zooms in around the linear probe, the bar a prompt has to clear."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    fig, axes = plt.subplots(2, len(datasets), figsize=(6.5 * len(datasets), 8), squeeze=False)
-    for col, ds in enumerate(datasets):
-        mine = [r for r in rows if r["dataset"] == ds]
-        probe = [100 * r["test"] for r in mine if r["method"] == PROBE]
-        for row, ax in enumerate(axes[:, col]):
-            _draw(ax, mine)
-            ax.set_title(ds if row == 0 else f"{ds}: around the linear probe")
-            if row == 1 and probe:
-                ax.set_ylim(statistics.mean(probe) - 3, statistics.mean(probe) + 3)
-                ax.get_legend().remove()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        return run(args)
+    except ConfigError as e:  # a bad option or a point that cannot run: said before any query
+        print(f"benchmarks/visual.py: {e}", file=sys.stderr)
+        return 2
 
 
-def _draw(ax, rows: list[dict]) -> None:
-    lines: dict[tuple, dict[int, list[float]]] = {}
-    for r in rows:
-        if r["method"] == "black-box":
-            lines.setdefault((r["transform"], r["mapping"], r["optimizer"]), {}).setdefault(
-                r["budget"], []).append(100 * r["test"])
-    for (tname, mname, oname), by_budget in sorted(lines.items()):
-        xs = sorted(by_budget)
-        stats = [mean_sd(by_budget[x]) for x in xs]
-        ax.errorbar(xs, [m for m, _ in stats], yerr=[sd for _, sd in stats], marker="o", capsize=3,
-                    label=f"{tname} + {mname}, {oname}")
-    multiview = sorted({r["method"] for r in rows if r["method"].startswith("linear probe, ")})
-    for method, style, color in ((PROBE, "--", "black"), ("zero-shot FLM (no prompt)", ":", "black"),
-                                 *((m, "-.", c) for m, c in zip(multiview, ("tab:purple", "tab:olive", "tab:cyan",
-                                                                            "tab:brown")))):
-        accs = [100 * r["test"] for r in rows if r["method"] == method]
-        if accs:
-            ax.axhline(statistics.mean(accs), color=color, linestyle=style, linewidth=1,
-                       label=f"{method}: {statistics.mean(accs):.1f}")
-    right = 1.25 * max((r["budget"] for r in rows if r["method"] == "black-box"), default=1)
-    ceilings = [r for r in rows if r["method"] == "white-box ceiling"]
-    for cell in sorted({(r["transform"], r["mapping"], r["optimizer"]) for r in ceilings}):
-        accs = [100 * r["test"] for r in ceilings if (r["transform"], r["mapping"], r["optimizer"]) == cell]
-        how = "" if cell[2] == "backprop (Adam)" else f", {cell[2].removeprefix('backprop (Adam, ').rstrip(')')}"
-        ax.plot([right], [statistics.mean(accs)], marker="*", markersize=11, linestyle="none",
-                label=f"white-box {cell[0]} + {cell[1]}{how} (not black-box)")
-    ax.set_xscale("log")
-    ax.set_xlabel("train + validation queries (budget)")
-    ax.set_ylabel("test accuracy %")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+def run(args: argparse.Namespace) -> int:
+    """Check the grid, run what is not finished, print the report and the headline."""
+    base, grid, seeds = base_and_grid(args)
+    from_dict(base)  # a bad option is refused here, naming the key, before anything is written
+    if args.write_config is not None:
+        args.write_config.write_text(dumps_toml(from_dict(base)), encoding="utf-8")
+        print("\n".join(commands(args.write_config, grid, seeds, args.out)))
+        return 0
+    t0 = time.monotonic()
+    executor, close = (None, None) if args.executor == "local" else make_executor(args.executor, None)
+    done = {"ran": 0, "kept": 0}
+
+    def on_done(row: dict[str, Any], skipped: bool) -> None:
+        done["kept" if skipped else "ran"] += 1
+        print(f"{'kept' if skipped else 'ran '} {row['run']}: test {100 * row['test_accuracy']:.1f}%",
+              file=sys.stderr)
+
+    try:
+        rows = sweep(base, args.out, grid, seeds, executor=executor, max_workers=args.workers,
+                     torch_threads=args.torch_threads, on_done=on_done)
+    finally:
+        if close is not None:
+            close()
+    rep = write_report(args.out, only=[r["run"] for r in rows])
+    if args.plot is not None:
+        args.plot.write_bytes((args.out / "report.png").read_bytes())
+    seconds = time.monotonic() - t0
+    print(f"\nmodel {args.model}; split {args.split} (train, validation, test); canvas {args.size} px, image "
+          f"{args.image_size} px; transform options {args.transform_param or '-'}; seeds {args.seeds}; "
+          f"{done['ran']} runs now, {done['kept']} kept from {args.out}; {seconds:.0f} s; "
+          f"load average {os.getloadavg()[0]:.2f}\n")
+    print(rep["table"])
+    print(f"\nfiles: {args.out}/report.md, runs.csv, summary.csv, report.png (the same as `blackbox-rp report "
+          f"{args.out}`)\n")
+    head = headline(rep["rows"], rep["results"], csv_list(args.datasets)[0])
+    head["runs"] = len(rows)
+    head["seconds"] = round(seconds, 1)
+    print(json.dumps(head))
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,106 +1,103 @@
-"""The visual benchmark's bookkeeping: the gain over the probe is paired by seed, runs saved in pieces merge
-into one report without double-counting a baseline, runs of another setup are refused, a cell that cannot
-run is refused before any query, and ``--quick`` runs end to end, ends with its JSON line, and started
-again on its saved rows runs nothing twice."""
+"""The visual benchmark is a sweep of the experiments package: its grid is what ``blackbox-rp sweep`` runs
+(the config it writes and the commands it prints give the same points), a point that cannot run is refused
+before any query, its headline pairs the gain over the probe by seed and prefers the recipe run on the most
+seeds, and ``--quick`` runs end to end, ends with its JSON line, reproduces the pinned quick cells and,
+started again on its output directory, runs nothing twice."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def visual():
-    spec = importlib.util.spec_from_file_location("visual_benchmark", ROOT / "benchmarks" / "visual.py")
+def _load(name: str):
+    """A benchmark script as a module (its folder on sys.path, as when it runs: it imports ``_common``)."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-SETUP = {"model": "efficientnet-lite0", "split": [3000, 1000, 1000], "size": 64, "canvas": {"image_size": 48},
-         "eval_every": 20}
+@pytest.fixture(scope="module")
+def visual():
+    return _load("visual")
 
 
-def _row(seed, method, test, transform="none", mapping="linear", optimizer="-", budget=0, **setup):
-    return dict(dataset="mnist5k", seed=seed, method=method, transform=transform, mapping=mapping,
-                optimizer=optimizer, budget=budget, test=test, queries=budget, calls=1,
-                black_box=method != "white-box ceiling", setup={**SETUP, **setup})
+def test_the_grid_is_what_blackbox_rp_sweep_runs(visual, tmp_path, capsys):
+    from blackbox_rp.experiments.config import from_dict, load, to_dict
+    from blackbox_rp.experiments.sweep import expand, parse_grid
+
+    args = visual.parse_args(["--quick", "--directions", "default,4", "--refits", "auto,epoch",
+                              "--optimizer-param", "mu=0.02", "--transform-param", "background=0.5"])
+    base, grid, seeds = visual.base_and_grid(args)
+    assert grid == {"task.data": ["mnist5k"], "transform.name": ["lowdim"], "mapping.name": ["blm+", "linear"],
+                    "optimizer.name": ["zo-adam"], "budget.queries": [2000],
+                    "optimizer.directions_per_step": [None, 4], "fit.refit": ["auto", "epoch"]}
+    cfg = from_dict(base)
+    assert (cfg.task.split, cfg.transform.size, cfg.transform.image_size, cfg.fit.eval_every) == \
+        ((200.0, 100.0, 100.0), 48, 32, 3)
+    assert cfg.transform.params == {"background": 0.5} and cfg.optimizer.params == {"mu": 0.02}
+    assert (cfg.baselines.no_prompt_mapping, cfg.baselines.linear_probe, cfg.baselines.probe_views,
+            cfg.baselines.whitebox_steps) == ("flm", True, (24, 32), 10)
+    points = expand(base, grid, seeds)
+    assert len(points) == 8
+    # --write-config: the base as TOML and the CLI commands; they expand to the very same points
+    assert visual.main([*map(str, ["--quick", "--directions", "default,4", "--refits", "auto,epoch",
+                                   "--optimizer-param", "mu=0.02", "--transform-param", "background=0.5",
+                                   "--write-config", tmp_path / "visual.toml", "--out", tmp_path / "o"])]) == 0
+    sweep_cmd, report_cmd = capsys.readouterr().out.strip().splitlines()
+    words = shlex.split(sweep_cmd)
+    assert words[:3] == ["blackbox-rp", "sweep", str(tmp_path / "visual.toml")]
+    assert report_cmd == f"blackbox-rp report {tmp_path / 'o'}" and not (tmp_path / "o").exists()
+    cli_grid = parse_grid([words[i + 1] for i, w in enumerate(words) if w == "--grid"])
+    written = to_dict(load(tmp_path / "visual.toml"))
+    assert written["optimizer"]["mu"] == 0.02 and written["transform"]["background"] == 0.5
+    cli_points = expand(written, cli_grid, int(words[words.index("--seeds") + 1]))
+    assert [n for n, _ in cli_points] == [n for n, _ in points]
+    assert [from_dict(t) for _, t in cli_points] == [from_dict(t) for _, t in points]
 
 
-def _piece(seed, probe, prompt):
-    return [_row(seed, "zero-shot FLM (no prompt)", 0.2, mapping="flm"),
-            _row(seed, "linear probe (no prompt)", probe),
-            _row(seed, "black-box", prompt, "lowdim", "linear", "zo-adam", 30000)]
+def _run(seed, test, probe, zero=0.2, views=None, mapping="linear", budget=30000, whitebox=0.95, dataset="mnist5k"):
+    baselines = [{"name": "no prompt + flm mapping", "accuracy": zero},
+                 {"name": "no prompt + linear probe", "accuracy": probe}]
+    if views is not None:
+        baselines.append({"name": "no prompt + linear probe on 2 views (24+32 px)", "accuracy": views})
+    return {"config": {"task": {"data": dataset, "seed": seed}, "transform": {"name": "lowdim"},
+                       "mapping": {"name": mapping}, "optimizer": {"name": "zo-adam"}, "budget": {"queries": budget}},
+            "split": {"dataset": dataset}, "seed": seed, "test_accuracy": test, "budget": {"queries": budget},
+            "queries": budget - 10, "kept_theta0": False, "curve": [], "baselines": baselines,
+            "whitebox": {"test_accuracy": whitebox}}
 
 
-def test_gain_over_the_probe_is_paired_by_seed_and_pieces_merge(visual, capsys):
-    # seed 0: probe 0.90, prompt 0.91 (+1); seed 1: probe 0.95, prompt 0.93 (-2); the baselines of seed 0
-    # appear in both pieces and must count once
-    rows = visual.merge_rows([_piece(0, 0.90, 0.91), _piece(0, 0.90, 0.91)[:2] + _piece(1, 0.95, 0.93)])
-    assert len(rows) == 6
-    head = visual.report(rows, "hand-made rows")
-    table = capsys.readouterr().out
-    assert "| mnist5k | black-box | lowdim | linear | zo-adam | 30000 | 92.0 ± 1.4 | -0.5 ± 2.1; 1/2 |" in table
-    assert head["linear_probe_acc"] == 0.925 and head["best_blackbox_acc"] == 0.92
+def test_the_headline_pairs_by_seed_and_prefers_the_recipe_run_on_the_most_seeds(visual):
+    from blackbox_rp.experiments.report import summarize
+
+    # seed 0: probe 0.90, prompt 0.91 (+1); seed 1: probe 0.95, prompt 0.93 (-2); a lucky one-seed recipe at
+    # 0.99 must not win; seed 2 of the winner lost its probe (skipped): left out of the pairing, not a crash
+    runs = [_run(0, 0.91, 0.90, views=0.92), _run(1, 0.93, 0.95, views=0.96), _run(2, 0.95, None),
+            _run(0, 0.99, 0.90, budget=50000), _run(0, 0.5, 0.8, dataset="fashion-mnist")]
+    runs[2]["baselines"] = runs[2]["baselines"][:1]
+    head = visual.headline(summarize(runs), runs, "mnist5k")
+    assert head["best_blackbox"] == "lowdim/linear/zo-adam/30000" and head["best_blackbox_acc"] == 0.93
+    assert head["linear_probe_acc"] == 0.925 and head["zero_shot_acc"] == 0.2
     assert head["best_minus_probe"] == -0.005 and head["best_above_probe_seeds"] == "1/2"
-    with pytest.raises(SystemExit, match="different canvas"):
-        grey = [dict(r, setup={**SETUP, "canvas": {"image_size": 48, "background": 0.5}}) for r in _piece(1, 0.9, 0.9)]
-        visual.merge_rows([_piece(0, 0.90, 0.91), grey])
-    with pytest.raises(SystemExit, match="different split"):
-        visual.merge_rows([_piece(0, 0.90, 0.91), [dict(r, setup={**SETUP, "split": [300, 100, 100]})
-                                                   for r in _piece(1, 0.9, 0.9)]])
-    capsys.readouterr()
-    kept = visual.merge_rows([_piece(0, 0.90, 0.91), _piece(0, 0.901, 0.91)])  # float noise between two runs
-    assert [r["test"] for r in kept] == [0.2, 0.90, 0.91]
-    assert "1 repeated row(s) differ between the files (largest difference 0.0010)" in capsys.readouterr().err
-
-
-def test_a_seed_without_its_probe_row_is_reported_not_a_crash(visual, capsys):
-    rows = _piece(0, 0.90, 0.91) + [_row(1, "black-box", 0.5, "lowdim", "linear", "zo-adam", 30000)]
-    head = visual.report(rows, "a killed run")  # seed 1 died before its probe row
-    assert "| 70.5 ± 29.0 | +1.0 ± 0.0; 1/1 |" in capsys.readouterr().out
-    assert head["best_minus_probe"] == 0.01
-    only = visual.report([_row(0, "black-box", 0.5, "lowdim", "linear", "zo-adam", 30000)], "no probe at all")
-    assert "| n/a |" in capsys.readouterr().out and only["linear_probe_acc"] is None
-
-
-def test_plot_draws_a_png(visual, tmp_path):
-    rows = _piece(0, 0.90, 0.91) + _piece(1, 0.92, 0.93) + [
-        _row(0, "white-box ceiling", 0.94, "lowdim", "linear", "backprop (Adam)")]
-    visual.plot(rows, tmp_path / "acc.png")
-    import matplotlib
-    import numpy as np
-    from PIL import Image
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with Image.open(tmp_path / "acc.png") as im:  # two panels (all, around the probe) of one dataset at 110 dpi
-        assert im.format == "PNG" and im.size == (715, 880)
-        pixels = np.asarray(im.convert("RGB"))
-    assert (pixels.min(axis=2) < 200).mean() > 0.01  # something is drawn, not a blank canvas
-    fig, ax = plt.subplots()  # the same drawing on axes we can read back: the lines the legend claims
-    try:
-        visual._draw(ax, rows)
-        labels = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert sorted(labels) == sorted(["lowdim + linear, zo-adam", "linear probe (no prompt): 91.0",
-                                         "zero-shot FLM (no prompt): 20.0",
-                                         "white-box lowdim + linear (not black-box)"])
-        probe, zero = [l for l in ax.get_lines() if l.get_linestyle() in ("--", ":")]
-        assert probe.get_ydata()[0] == pytest.approx(91.0) and zero.get_ydata()[0] == pytest.approx(20.0)
-        curve = next(l for l in ax.get_lines() if l.get_marker() == "o")
-        assert list(curve.get_xdata()) == [30000] and curve.get_ydata()[0] == pytest.approx(92.0)
-        star = next(l for l in ax.get_lines() if l.get_marker() == "*")
-        assert star.get_ydata()[0] == pytest.approx(94.0)
-    finally:
-        plt.close(fig)
+    assert head["whitebox_acc"] == 0.95 and head["blackbox_over_whitebox"] == round(0.93 / 0.95, 4)
+    assert head["multiview_probe_acc"] == 0.94 and head["multiview_minus_probe"] == 0.015
+    assert head["best_kept_theta0"] == "0/3"
+    json.dumps(head)
+    empty = visual.headline([], [], "mnist5k")
+    assert empty["best_blackbox_acc"] is None and empty["linear_probe_acc"] is None
 
 
 def _visual(*args, timeout=600):
@@ -108,39 +105,48 @@ def _visual(*args, timeout=600):
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
-def test_a_cell_that_cannot_run_is_refused_before_any_query(tmp_path):
-    out = _visual("--quick", "--mappings", "blm+,linear", "--refits", "joint", "--json-out", tmp_path / "r.json")
-    assert out.returncode != 0 and "cell lowdim/blm+/zo-adam/2000/default/joint cannot run" in out.stderr
-    assert "no parameters to train" in out.stderr and not (tmp_path / "r.json").exists()
+def test_a_point_that_cannot_run_is_refused_before_any_query(tmp_path):
+    out = _visual("--quick", "--refits", "joint", "--out", tmp_path / "o")
+    assert out.returncode == 2 and "sweep point task.data=mnist5k,transform.name=lowdim,mapping.name=blm+," \
+        "optimizer.name=zo-adam,budget.queries=2000,fit.refit=joint,seed=0 cannot run" in out.stderr
+    assert "no parameters to train" in out.stderr and not (tmp_path / "o").exists()
+    empty = _visual("--optimizers", "", "--out", tmp_path / "o")
+    assert empty.returncode == 2 and "--optimizers is empty" in empty.stderr and not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow
-def test_quick_runs_end_to_end_and_reports_from_its_saved_rows(tmp_path):
-    saved = tmp_path / "rows.json"
-    out = _visual("--quick", "--json-out", saved)
+def test_quick_runs_end_to_end_reproduces_the_pinned_cells_and_runs_nothing_twice(tmp_path):
+    out = _visual("--quick", "--out", tmp_path / "o", "--plot", tmp_path / "acc.png")
     assert out.returncode == 0, out.stderr[-2000:]
     head = json.loads(out.stdout.strip().splitlines()[-1])
-    for key in ("zero_shot_acc", "linear_probe_acc", "best_blackbox_acc", "whitebox_acc"):
+    for key in ("zero_shot_acc", "linear_probe_acc", "best_blackbox_acc", "whitebox_acc", "multiview_probe_acc"):
         assert 0 <= head[key] <= 1, key
-    same = {k: head[k] for k in head if k != "seconds"}
-    again = _visual("--from-json", saved, timeout=120)
+    assert head["runs"] == 2 and "white-box ceiling % (NOT black-box)" in out.stdout and "kept θ₀" in out.stdout
+    assert (tmp_path / "acc.png").read_bytes() == (tmp_path / "o" / "report.png").read_bytes()
+    # the same cells as tests/visual_quick_cells.py pinned at b04d822 (the old benchmark's quick grid)
+    pinned = json.loads((ROOT / "tests" / "data" / "visual_quick_b04d822.json").read_text())
+    assert head["zero_shot_acc"] == pinned["no-prompt/flm"] and head["linear_probe_acc"] == pinned["no-prompt/linear"]
+    assert head["multiview_probe_acc"] == pinned["views/24+32"]
+    run = tmp_path / "o" / "task.data=mnist5k,transform.name=lowdim,mapping.name=blm+,optimizer.name=zo-adam," \
+                           "budget.queries=2000,seed=0"
+    was = pinned["lowdim/blm+/zo-adam"]
+    np.testing.assert_allclose(np.load(run / "theta.npy"), was["theta"], rtol=0, atol=1e-6)
+    results = json.loads((run / "results.json").read_text())
+    assert (results["test_accuracy"], results["val_accuracy"], results["steps"], results["best_step"]) == \
+        (was["test"], was["val"], was["steps"], was["best_step"])
+    # started again: every run is read back, none runs twice, the same figures
+    again = _visual("--quick", "--out", tmp_path / "o", timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert {k: v for k, v in json.loads(again.stdout.strip().splitlines()[-1]).items() if k != "seconds"} == same
-    # started again on its own saved rows: every cell is kept, none is run twice
-    rows = json.loads(saved.read_text())
-    resumed = _visual("--quick", "--json-out", saved)
-    assert resumed.returncode == 0 and f"{len(rows)} rows kept" in resumed.stderr
-    assert json.loads(saved.read_text()) == rows
-    assert {k: v for k, v in json.loads(resumed.stdout.strip().splitlines()[-1]).items() if k != "seconds"} == same
+    assert "0 runs now, 2 kept" in again.stdout and "ran " not in again.stderr
+    drop = ("seconds",)
+    assert {k: v for k, v in json.loads(again.stdout.strip().splitlines()[-1]).items() if k not in drop} == \
+        {k: v for k, v in head.items() if k not in drop}
 
 
 # ------------------------------------------------------------------ benchmarks/text.py
 @pytest.fixture(scope="module")
 def text_bench():
-    spec = importlib.util.spec_from_file_location("text_benchmark", ROOT / "benchmarks" / "text.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return _load("text")
 
 
 def _text_row(seed, method, test, optimizer="-", mapping="verbalizer", calls=0):

@@ -33,6 +33,10 @@ BASE = '[task]\ndata = "digits"\n[oracle]\nmodel = "fmnist-cnn"\n[budget]\nqueri
     ('[transform]\nsize = 28\nimage_size = 40', "transform.image_size = 40 is not accepted; expected at most"),
     ('[task]\ndata = "digits"\n[budget]\n', "budget needs queries"),
     ('[task\n', "not valid TOML"),
+    ('[optimizer]\nname = "spsa-gc"\ndirections_per_step = 0', "optimizer.directions_per_step = 0 is not accepted; expected a positive"),
+    ('[optimizer]\nname = "spsa-gc"\ndirections_per_step = 4\nq = 2', "optimizer.directions_per_step = 4 and optimizer.q = 2 set the same"),
+    ('[baselines]\nwhitebox_lr = 0.0', "baselines.whitebox_lr = 0.0 is not accepted; expected a positive number"),
+    ('[baselines]\nwhitebox_readout = "adam"', "baselines.whitebox_readout = 'adam' is not accepted; expected one of"),
 ])
 def test_bad_keys_and_values_name_the_key_the_value_and_what_is_accepted(text, says):
     if says is None:  # a family prefix is accepted here, checked when the optimizer is built
@@ -93,3 +97,19 @@ def test_run_command_refuses_a_bad_config_before_any_query(tmp_path, capsys):
     ok.write_text(BASE.replace("digits", "no-such-data"))
     assert main(["run", str(ok), "--out", str(tmp_path / "r")]) == 2
     assert "neither a bundled dataset" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_directions_set_what_each_optimizer_calls_its_candidates_per_step():
+    from blackbox_rp.optim import make
+    from blackbox_rp.optim.base import directions_param
+
+    assert [directions_param(n) for n in ("spsa-gc", "zo-adam", "cma", "random", "ng:TwoPointsDE")] == \
+        ["q", "q", "popsize", "popsize", "num_workers"]
+    for name, per_step in (("spsa-gc", 8), ("zo-adam", 8), ("cma", 4), ("random", 4)):
+        cfg = loads(f'[optimizer]\nname = "{name}"\ndirections_per_step = 4\nlr = 0.01\n[budget]\nmax_steps = 1'
+                    if name == "zo-adam" else f'[optimizer]\nname = "{name}"\ndirections_per_step = 4\n[budget]\nmax_steps = 1')
+        params = cfg.optimizer.resolved_params(cfg.mapping.name)
+        # the queries one step costs follow the directions (SPSA-GC: 2 per pair; ZO-Adam: 2 per central difference)
+        assert make(name, 6, seed=0, **params).queries_per_step == per_step, name
+    assert loads('[optimizer]\nname = "zo-adam"\nlr = 0.01\n[budget]\nmax_steps = 1').optimizer.resolved_params(
+        "linear")["lr"] == 0.01  # params still override the recommendation

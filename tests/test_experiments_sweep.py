@@ -108,7 +108,7 @@ def test_report_cli_prints_the_table(tmp_path, capsys):
         run(from_dict(tree), tmp_path / f"s{seed}", progress=False, echo=lambda s: None)
     assert main(["report", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| all runs | 2 |" in out and "gain over it (paired, points)" in out
+    assert "| all runs | 2 |" in out and "gain over it (paired, points; seeds above)" in out
     assert summarize(collect(tmp_path))[0]["seeds"] == [0, 1]
 
 
@@ -134,3 +134,51 @@ def test_sweep_cli_runs_the_grid_then_skips_it_and_says_so(tmp_path, capsys):
     assert "sweep point mapping.nme=1,seed=0 cannot run" in err and not (tmp_path / "u").exists()
     assert main(["sweep", str(cfg), "--grid", "budget.queries=3000,200", "--out", str(tmp_path / "v")]) == 2
     assert "sweep point budget.queries=200,seed=0 cannot run: a budget of 200" in capsys.readouterr().err
+
+
+def _results(seed, test, probe, mapping="blm+", whitebox=None, kept=False):
+    """A finished run's results.json as the report reads it (hand-made numbers, so the table can be checked)."""
+    r = {"config": {"task": {"data": "digits", "seed": seed}, "mapping": {"name": mapping}}, "seed": seed,
+         "test_accuracy": test, "budget": {"queries": 3000}, "queries": 2990, "kept_theta0": kept, "curve": [],
+         "baselines": [{"name": "no prompt + linear probe", "accuracy": probe}]}
+    if whitebox is not None:
+        r["whitebox"] = whitebox
+    return r
+
+
+def test_report_pairs_gains_by_seed_counts_seeds_above_and_shows_the_whitebox_ceiling():
+    from blackbox_rp.experiments.report import markdown
+
+    # seed 0: prompt 0.91 over probe 0.90 (+1); seed 1: 0.93 under 0.95 (-2); seed 2's probe was skipped
+    runs = [_results(0, 0.91, 0.90, whitebox={"test_accuracy": 0.96}),
+            _results(1, 0.93, 0.95, whitebox={"test_accuracy": 0.94}, kept=True),
+            _results(2, 0.50, None, whitebox={"test_accuracy": 0.95}),
+            _results(0, 0.40, 0.90, mapping="flm", whitebox={"skipped": "the white-box ceiling needs a local torch model"})]
+    rows = summarize(runs)
+    blm = rows[0]
+    assert blm["group"] == "mapping.name=blm+" and blm["kept_theta0"] == 1
+    probe = blm["baselines"]["no prompt + linear probe"]
+    assert probe["n"] == 2 and probe["above"] == 1 and probe["gain_mean"] == pytest.approx(-0.005)
+    assert probe["gain_sd"] == pytest.approx(statistics.stdev([0.01, -0.02]))
+    assert blm["whitebox"]["mean"] == pytest.approx(0.95) and blm["whitebox"]["n"] == 3
+    table = markdown(rows)
+    assert "| mapping.name=blm+ | 3 | 3000 | 78.0 ± 24.3 | 2990 | 1/3 | 92.5 ± 3.5 | -0.5 ± 2.1; 1/2 | 95.0 ± 1.0 |" \
+        in table
+    assert "| mapping.name=flm | 1 | 3000 | 40.0 ± 0.0 | 2990 | 0/1 | 90.0 ± 0.0 | -50.0 ± 0.0; 0/1 | " \
+           "the white-box ceiling needs a local torch model |" in table
+    assert "white-box ceiling % (NOT black-box)" in table
+    assert "white-box" not in markdown(summarize([_results(0, 0.9, 0.8)]))  # no ceiling asked: no column
+
+
+def test_a_finished_run_of_another_config_is_refused_not_mixed_in(tmp_path):
+    from blackbox_rp.experiments.config import dumps_toml, from_dict
+
+    (name, tree), = expand(BASE, {}, 1)
+    other = json.loads(json.dumps(tree))
+    other["task"]["split"] = [100, 50, 50]  # the same point name, another split
+    d = tmp_path / name
+    d.mkdir()
+    (d / "config.toml").write_text(dumps_toml(from_dict(other)))
+    (d / "results.json").write_text("{}")
+    with pytest.raises(ValueError, match=f"{name} holds a finished run of another config"):
+        sweep(BASE, tmp_path, {}, 1)

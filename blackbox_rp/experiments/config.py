@@ -164,15 +164,43 @@ class MappingConfig:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """The optimizer by name; ``params`` None means the measured recommendation for the mapping."""
+    """The optimizer by name; ``params`` None means the measured recommendation for the mapping.
+
+    ``directions_per_step`` sets the candidates one step evaluates whatever the optimizer calls them (``q`` of
+    SPSA/SPSA-GC/ZO-Adam, ``popsize`` of CMA-ES, ``num_workers`` of nevergrad): one grid key compares
+    fewer, better-informed steps with more, noisier ones at the same budget across optimizers."""
 
     name: str = "zo-adam"
     params: dict[str, Any] | None = None
+    directions_per_step: int | None = None
 
     def __post_init__(self) -> None:
         from ..optim import available
+        from ..optim.base import ConfigError as OptimConfigError, directions_param
 
         _check_name("optimizer.name", self.name, available(), extra="ng:")
+        if self.directions_per_step is not None:
+            if self.directions_per_step < 1:
+                _fail("optimizer.directions_per_step", self.directions_per_step,
+                      "a positive integer (candidates per step)")
+            try:
+                key = directions_param(self.name)
+            except OptimConfigError as e:
+                raise ConfigError(f"optimizer.directions_per_step = {self.directions_per_step}: {e}") from None
+            if key in (self.params or {}):
+                raise ConfigError(f"optimizer.directions_per_step = {self.directions_per_step} and optimizer.{key} "
+                                  f"= {self.params[key]!r} set the same thing for {self.name}; keep one")
+
+    def resolved_params(self, mapping: str) -> dict[str, Any]:
+        """The optimizer's parameters: the recommendation for ``mapping``, overridden by ``params``, then by
+        ``directions_per_step``."""
+        from ..optim.base import directions_param
+        from ..reprogram import recommended_optimizer_params
+
+        out = {**recommended_optimizer_params(self.name, mapping), **(self.params or {})}
+        if self.directions_per_step is not None:
+            out[directions_param(self.name)] = self.directions_per_step
+        return out
 
 
 @dataclass(frozen=True)
@@ -235,15 +263,25 @@ class FitConfig:
 @dataclass(frozen=True)
 class BaselinesConfig:
     """The no-prompt baselines measured beside the run (each skipped, and said so, if the exposure
-    cannot support it) and the optional white-box ceiling."""
+    cannot support it) and the optional white-box ceiling: ``whitebox_steps`` Adam steps of backprop
+    through the same transform and mapping (NOT black-box; local torch models only), its prompt
+    learning rate ``whitebox_lr`` (None: 0.001 with the linear readout, 0.05 otherwise) and its
+    linear readout refitted as the prompt moves or trained with it (``whitebox_readout``)."""
 
     no_prompt_mapping: str | None = None
     linear_probe: bool = True
     probe_views: tuple[int, ...] = ()
     whitebox_steps: int = 0
+    whitebox_lr: float | None = None
+    whitebox_readout: str = "refit"
 
     def __post_init__(self) -> None:
         from ..mapping import MAPPINGS
+
+        if self.whitebox_lr is not None and not self.whitebox_lr > 0:
+            _fail("baselines.whitebox_lr", self.whitebox_lr, "a positive number (or leave it out: 0.001 with "
+                  "the linear readout, 0.05 otherwise)")
+        _check_name("baselines.whitebox_readout", self.whitebox_readout, ("refit", "joint"))
 
         if self.no_prompt_mapping is not None:
             _check_name("baselines.no_prompt_mapping", self.no_prompt_mapping, MAPPINGS)

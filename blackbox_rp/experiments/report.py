@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+from .stats import mean_sd
+
 __all__ = ["collect", "summarize", "markdown", "write_report", "plot_report"]
 
 
@@ -30,26 +32,22 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def collect(root: str | Path) -> list[dict[str, Any]]:
-    """Every finished run under ``root`` (its results plus ``run_dir``), in a stable order."""
+def collect(root: str | Path, only: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Every finished run under ``root`` (its results plus ``run_dir``), in a stable order; ``only``: just the
+    run directories of these names (a sweep's points, when the directory holds others too)."""
     from .run import read_results
 
     runs = []
     root = Path(root)
-    for path in sorted(root.rglob("results.json")):
+    paths = sorted(root.rglob("results.json")) if only is None else \
+        [root / name / "results.json" for name in only if (root / name / "results.json").is_file()]
+    for path in paths:
         r = read_results(path.parent)
         r["run_dir"] = str(path.parent.relative_to(root)) or "."
         runs.append(r)
     if not runs:
         raise FileNotFoundError(f"no finished run (results.json) under {root}")
     return runs
-
-
-def _mean_sd(xs: Sequence[float]) -> tuple[float | None, float | None]:
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return None, None
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 def _reach(curve: list[dict[str, Any]], target: float) -> int | None:
@@ -81,9 +79,9 @@ def summarize(runs: list[dict[str, Any]], target: float | None = None) -> list[d
         rs = [runs[i] for i in members]
         f = flats[members[0]]
         label = ", ".join(f"{k}={f.get(k)}" for k in varying) or "all runs"
-        acc_m, acc_sd = _mean_sd([r["test_accuracy"] for r in rs])
+        acc_m, acc_sd = mean_sd([r["test_accuracy"] for r in rs])
         row: dict[str, Any] = {
-            "group": label, "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
+            "group": label, "config": f, "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
             "budget": rs[0]["budget"]["queries"],
             "test_mean": acc_m, "test_sd": acc_sd,
             "queries_mean": statistics.fmean(r["queries"] for r in rs),
@@ -106,9 +104,15 @@ def summarize(runs: list[dict[str, Any]], target: float | None = None) -> list[d
                 if b is not None and b["accuracy"] is not None:
                     accs.append(b["accuracy"])
                     gains.append(r["test_accuracy"] - b["accuracy"])
-            bm, bsd = _mean_sd(accs)
-            gm, gsd = _mean_sd(gains)
-            row["baselines"][name] = {"mean": bm, "sd": bsd, "gain_mean": gm, "gain_sd": gsd, "n": len(accs)}
+            bm, bsd = mean_sd(accs)
+            gm, gsd = mean_sd(gains)
+            row["baselines"][name] = {"mean": bm, "sd": bsd, "gain_mean": gm, "gain_sd": gsd, "n": len(accs),
+                                      "above": sum(g > 0 for g in gains)}
+        if any("whitebox" in r for r in rs):  # the ceiling of the same transform + mapping (NOT black-box)
+            accs = [r["whitebox"].get("test_accuracy") for r in rs if "whitebox" in r]
+            wm, wsd = mean_sd(accs)
+            skipped = next((r["whitebox"]["skipped"] for r in rs if "skipped" in r.get("whitebox", {})), None)
+            row["whitebox"] = {"mean": wm, "sd": wsd, "n": sum(a is not None for a in accs), "skipped": skipped}
         rows.append(row)
     return rows
 
@@ -129,7 +133,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     if rows and "reach_target" in rows[0]:
         head.append(f"queries to {100 * rows[0]['reach_target']:.0f}% val")
     for n in names:
-        head += [f"{n} %", f"gain over it (paired, points)"]
+        head += [f"{n} %", f"gain over it (paired, points; seeds above)"]
+    whitebox = any("whitebox" in r for r in rows)
+    if whitebox:
+        head.append("white-box ceiling % (NOT black-box)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["group"], str(r["n"]), str(r["budget"]), _pct(r["test_mean"], r["test_sd"]),
@@ -140,7 +147,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         for n in names:
             b = r["baselines"].get(n)
             cells += ["n/a", "n/a"] if b is None or b["n"] == 0 else \
-                [_pct(b["mean"], b["sd"]), _pct(b["gain_mean"], b["gain_sd"], signed=True)]
+                [_pct(b["mean"], b["sd"]), f"{_pct(b['gain_mean'], b['gain_sd'], signed=True)}; "
+                                           f"{b.get('above', 0)}/{b['n']}"]
+        if whitebox:
+            w = r.get("whitebox")
+            cells.append("not run" if w is None else _pct(w["mean"], w["sd"]) if w["n"] else w["skipped"] or "n/a")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -197,6 +208,9 @@ def plot_report(runs: list[dict[str, Any]], rows: list[dict[str, Any]], path: Pa
         xs = [100 * r["baselines"][name]["mean"] if name in r["baselines"] and r["baselines"][name]["mean"]
               is not None else np.nan for r in rows]
         bx.plot(xs, y, linestyle="none", marker=next(markers, "x"), color="k", ms=5, label=name)
+    wx = [100 * r["whitebox"]["mean"] if (r.get("whitebox") or {}).get("mean") is not None else np.nan for r in rows]
+    if not np.all(np.isnan(wx)):
+        bx.plot(wx, y, linestyle="none", marker="*", color="tab:red", ms=9, label="white-box ceiling (NOT black-box)")
     bx.set_yticks(y, names, fontsize=6)
     bx.set_xlim(0, 100)
     bx.set_xlabel("test accuracy (%)")
@@ -213,9 +227,11 @@ def summarize_labels(runs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> 
     return [", ".join(f"{k}={f.get(k)}" for k in varying) or "all runs" for f in flats]
 
 
-def write_report(root: str | Path, out: str | Path | None = None, target: float | None = None) -> dict[str, Any]:
-    """``report.md``, ``runs.csv`` (one row per run), ``summary.csv`` (one per group) and ``report.png``."""
-    runs = collect(root)
+def write_report(root: str | Path, out: str | Path | None = None, target: float | None = None,
+                 only: Sequence[str] | None = None) -> dict[str, Any]:
+    """``report.md``, ``runs.csv`` (one row per run), ``summary.csv`` (one per group) and ``report.png``
+    (``only``: see :func:`collect`)."""
+    runs = collect(root, only)
     rows = summarize(runs, target)
     out = Path(out or root)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,18 +244,21 @@ def write_report(root: str | Path, out: str | Path | None = None, target: float 
         for r in runs:
             names += [b["name"] for b in r["baselines"] if b["name"] not in names]
         w.writerow(["group", "run_dir", "seed", "test_accuracy", "val_accuracy", "kept_theta0", "steps", "queries",
-                    "calls", *names])
+                    "calls", *names, "whitebox_test_accuracy"])
         for r, label in zip(runs, labels):
             acc = {b["name"]: b["accuracy"] for b in r["baselines"]}
             w.writerow([label, r["run_dir"], r["seed"], r["test_accuracy"], r["val_accuracy"], r["kept_theta0"],
-                        r["steps"], r["queries"], r["calls"], *[acc.get(n) for n in names]])
+                        r["steps"], r["queries"], r["calls"], *[acc.get(n) for n in names],
+                        r.get("whitebox", {}).get("test_accuracy")])
     with open(out / "summary.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["group", "n", "budget", "test_mean", "test_sd", "queries_mean", "baseline", "baseline_mean",
-                    "gain_mean", "gain_sd"])
+        w.writerow(["group", "n", "budget", "test_mean", "test_sd", "queries_mean", "kept_theta0", "baseline",
+                    "baseline_mean", "gain_mean", "gain_sd", "seeds_above", "whitebox_mean", "whitebox_sd"])
         for r in rows:
+            wb = r.get("whitebox") or {}
             for name, b in (r["baselines"].items() or [("", {})]):
-                w.writerow([r["group"], r["n"], r["budget"], r["test_mean"], r["test_sd"], r["queries_mean"], name,
-                            b.get("mean"), b.get("gain_mean"), b.get("gain_sd")])
+                w.writerow([r["group"], r["n"], r["budget"], r["test_mean"], r["test_sd"], r["queries_mean"],
+                            r["kept_theta0"], name, b.get("mean"), b.get("gain_mean"), b.get("gain_sd"),
+                            b.get("above"), wb.get("mean"), wb.get("sd")])
     plot_report(runs, rows, out / "report.png")
-    return {"rows": rows, "table": table, "runs": len(runs), "out": str(out)}
+    return {"rows": rows, "table": table, "runs": len(runs), "out": str(out), "results": runs}

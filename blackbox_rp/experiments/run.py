@@ -163,7 +163,7 @@ def prepare(cfg: RunConfig, run_dir: Path | None) -> Prepared:
     ``run_dir`` None only checks (nothing is written; a sweep checks every point this way first)."""
     from ..data import load_target, split_dataset
     from ..ledger import Budget, Ledger
-    from ..reprogram import Reprogrammer, recommended_optimizer_params
+    from ..reprogram import Reprogrammer
     from ..textdata import load_text_target
     from oracles.resolve import resolve_oracle
 
@@ -186,8 +186,7 @@ def prepare(cfg: RunConfig, run_dir: Path | None) -> Prepared:
     else:
         size, image = canvas_for(cfg, oracle.input_spec, o.model)
         canvas = {"image_size": image, **cfg.transform.params}
-    opt_params = {**recommended_optimizer_params(cfg.optimizer.name, cfg.mapping.name),
-                  **(cfg.optimizer.params or {})}
+    opt_params = cfg.optimizer.resolved_params(cfg.mapping.name)
     f = cfg.fit
     rp = Reprogrammer.build(cfg.transform.name, oracle, cfg.mapping.name, cfg.optimizer.name, train, out_size=size,
                             seed=cfg.task.seed, transform_params=canvas, mapping_params=dict(cfg.mapping.params),
@@ -426,9 +425,11 @@ def _whitebox(p: Prepared) -> dict[str, Any]:
                        channels=p.oracle.input_spec.channels or 3, seed=cfg.task.seed, **p.canvas)
     m = make_mapping(cfg.mapping.name, p.oracle.num_classes, p.train.num_classes, seed=cfg.task.seed,
                      **dict(cfg.mapping.params))
+    b = cfg.baselines
+    lr = b.whitebox_lr if b.whitebox_lr is not None else (0.001 if cfg.mapping.name == "linear" else 0.05)
     wb = whitebox_fit(t, p.oracle, m, p.train, p.val, p.test,
-                      WhiteboxConfig(steps=cfg.baselines.whitebox_steps, batch_size=cfg.fit.batch_size,
-                                     seed=cfg.task.seed, lr=0.001 if cfg.mapping.name == "linear" else 0.05))
+                      WhiteboxConfig(steps=b.whitebox_steps, batch_size=cfg.fit.batch_size, seed=cfg.task.seed,
+                                     lr=lr, readout=b.whitebox_readout))
     wb.pop("theta")
     return wb
 

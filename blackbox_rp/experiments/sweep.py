@@ -116,6 +116,16 @@ def check_points(points: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
             raise ConfigError(f"sweep point {name} cannot run: {e}") from None
 
 
+def _check_same_config(run_dir: Path, tree: Mapping[str, Any]) -> None:
+    """A finished run is reused only if it ran this point's config: a sweep directory started again with
+    another base (another split, canvas, model) must not mix the old results into the new table."""
+    from .config import load
+
+    if load(run_dir / "config.toml") != from_dict(tree):
+        raise ConfigError(f"{run_dir} holds a finished run of another config than this sweep's point of the same "
+                          f"name (compare {run_dir / 'config.toml'}); give another --out, or remove that run")
+
+
 def make_executor(spec: str | None, max_workers: int | None) -> tuple[Executor, Callable[[], None]]:
     """``None``/``local`` → processes; ``dask://HOST:PORT`` → a Dask distributed client's executor."""
     if spec in (None, "local"):
@@ -155,6 +165,7 @@ def sweep(tree: Mapping[str, Any], out: str | Path, grid: Mapping[str, Sequence[
     for name, t in points:
         d = out / name
         if is_finished(d):
+            _check_same_config(d, t)
             rows[name] = row_of(read_results(d), name)
             if on_done:
                 on_done(rows[name], True)

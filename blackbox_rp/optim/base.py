@@ -52,7 +52,7 @@ from ..space import SearchSpace, SpaceError
 logger = logging.getLogger(__name__)
 
 __all__ = ["Optimizer", "OptimizerConfig", "register", "make", "available", "REGISTRY", "ConfigError",
-           "as_generator", "as_space", "accepting"]
+           "config_class", "directions_param", "as_generator", "as_space", "accepting"]
 
 
 class ConfigError(ValueError):
@@ -71,6 +71,9 @@ class OptimizerConfig:
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: the parameter that sets how many candidates (directions, a population) one step evaluates, so a
+    #: sweep can compare "directions per step" across optimizers; None: the optimizer has no such knob
+    DIRECTIONS: ClassVar[str | None] = None
 
     @classmethod
     def accepted(cls) -> list[str]:
@@ -308,6 +311,8 @@ REGISTRY = Registry("optimizer", error=ConfigError)
 PREFIXES: dict[str, Callable[..., Optimizer]] = {}
 #: name prefix -> the space kinds its optimizers accept
 PREFIX_KINDS: dict[str, frozenset[str]] = {}
+#: name prefix -> the config class of its optimizers
+PREFIX_CONFIGS: dict[str, type[OptimizerConfig]] = {}
 
 
 def register(name: str) -> Callable[[O], O]:
@@ -327,6 +332,31 @@ def register(name: str) -> Callable[[O], O]:
 def available() -> list[str]:
     """Registered optimizer names, plus ``<prefix>:<name>`` families (e.g. ``ng:<nevergrad name>``)."""
     return sorted(REGISTRY) + [f"{p}:<name>" for p in sorted(PREFIXES)]
+
+
+def config_class(name: str) -> type[OptimizerConfig]:
+    """The config class of optimizer ``name`` (a registered name or ``<prefix>:<name>``)."""
+    prefix, sep, _ = name.partition(":")
+    if sep and prefix in PREFIX_CONFIGS:
+        return PREFIX_CONFIGS[prefix]
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown optimizer {name!r}; available: {', '.join(available())}")
+    return REGISTRY[name].Config
+
+
+def directions_param(name: str) -> str:
+    """The parameter of optimizer ``name`` that sets its candidates per step (``q``, ``popsize``, ...).
+
+    Example::
+
+        >>> directions_param("spsa-gc"), directions_param("cma"), directions_param("ng:TwoPointsDE")
+        ('q', 'popsize', 'num_workers')
+    """
+    key = config_class(name).DIRECTIONS
+    if key is None:
+        raise ConfigError(f"optimizer {name!r} has no parameter for directions per step; leave "
+                          f"optimizer.directions_per_step out for it")
+    return key
 
 
 def make(name: str, dim: int | SearchSpace, seed: int | np.random.Generator | None = 0,

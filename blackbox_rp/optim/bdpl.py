@@ -86,6 +86,8 @@ class BDPLConfig(OptimizerConfig):
         cannot blow up the step (default 1e-6; the projection itself is exact).
     """
 
+    DIRECTIONS = "samples"
+
     samples: int = 8
     lr: float = 0.5
     x0_mass: float = 0.0

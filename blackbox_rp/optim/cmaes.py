@@ -68,6 +68,8 @@ class CMAConfig(OptimizerConfig):
         "verbose" are owned by this adapter.
     """
 
+    DIRECTIONS = "popsize"
+
     sigma0: float = 0.3
     popsize: int | None = None
     diagonal: bool | None = None

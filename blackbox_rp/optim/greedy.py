@@ -38,6 +38,8 @@ class GreedyEditConfig(OptimizerConfig):
     slot has fewer). The current prompt is scored beside them, so a step costs popsize + 1 queries.
     """
 
+    DIRECTIONS = "popsize"
+
     popsize: int = 7
 
     def __post_init__(self) -> None:

@@ -50,7 +50,7 @@ import numpy as np
 # (nevergrad's parametrization requires that legacy type), never the global one
 from numpy.random import RandomState, get_state, set_state
 
-from .base import PREFIX_KINDS, PREFIXES, ConfigError, Optimizer, OptimizerConfig, check
+from .base import PREFIX_CONFIGS, PREFIX_KINDS, PREFIXES, ConfigError, Optimizer, OptimizerConfig, check
 from .fields import check_types
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ class NevergradConfig(OptimizerConfig):
     num_workers: candidates per ask, evaluated as one batch (default 1, nevergrad's default).
     sigma: initial mutation scale of the array; None (default) = nevergrad's (1.0).
     """
+
+    DIRECTIONS = "num_workers"
 
     budget: int | None = None
     num_workers: int = 1
@@ -288,3 +290,4 @@ def _make_ng(ng_name: str, dim: int, seed: Any, x0: Sequence[float] | np.ndarray
 
 PREFIXES["ng"] = _make_ng
 PREFIX_KINDS["ng"] = NevergradOptimizer.accepts
+PREFIX_CONFIGS["ng"] = NevergradConfig

@@ -37,6 +37,8 @@ class RandomSearchConfig(OptimizerConfig):
     popsize: samples per step, evaluated as one batch (default 10).
     """
 
+    DIRECTIONS = "popsize"
+
     sigma: float = 0.5
     distribution: str = "gaussian"
     popsize: int = 10

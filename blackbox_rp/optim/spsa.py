@@ -79,6 +79,8 @@ class SPSAConfig(OptimizerConfig):
         one wild estimate cannot throw θ far before blocking can react. math.inf disables it.
     """
 
+    DIRECTIONS = "q"
+
     a: float | None = None
     A: float | None = None
     alpha: float = 0.602

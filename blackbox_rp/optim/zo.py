@@ -66,6 +66,8 @@ class EstimatorConfig(OptimizerConfig):
         :class:`~blackbox_rp.optim.spsa.Blocking`); None disables it.
     """
 
+    DIRECTIONS = "q"
+
     estimator: str = "rge"
     directions: str = "gaussian"
     difference: str = "central"

@@ -82,7 +82,7 @@ def test_soft_refuses_a_text_only_oracle_naming_both():
 
 @pytest.mark.parametrize("params, match", [
     ({"template": "no placeholder"}, "{x}"), ({"tokens": 0}, "tokens"), ({"dim": 2.5}, "dim"),
-    ({"bound": -1.0}, "bound"), ({"sigma": math.inf}, "sigma"), ({"init": ["a"]}, "init")])
+    ({"alpha": -1.0}, "alpha"), ({"sigma": math.inf}, "sigma"), ({"init": ["a"]}, "init")])
 def test_soft_config_errors_say_what_to_change(params, match):
     with pytest.raises(PromptError, match=match):
         SoftPromptConfig(**params)
@@ -178,7 +178,7 @@ def test_zero_z_with_p0_from_words_answers_as_the_plain_prompt_of_those_words(ge
 @pytest.mark.slow
 def test_search_space_projection_scale_and_readable(gemma_torch, mr):
     t = SoftPrompt.for_oracle(mr[0], gemma_torch, seed=3, template=TEMPLATE, tokens=4)
-    assert t.space.kind == "continuous" and t.space.dim == 500 and (t.space.low, t.space.high) == (-5.0, 5.0)
+    assert t.space.kind == "continuous" and t.space.dim == 500 and (t.space.low, t.space.high) == (-math.inf, math.inf)
     assert t.A.shape == (4 * 640, 500) and t.A.dtype == np.float32 and not t.p0.any()
     _, std = gemma_torch.embedding_stats()
     assert 0.9 < std < 1.2, "Gemma's scaled embedding table: entries of std ~1.03"

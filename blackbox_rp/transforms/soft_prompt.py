@@ -20,7 +20,7 @@ oracle itself (:class:`~blackbox_rp.transforms.protocol.BuiltFromOracle`), which
 must be an :class:`~blackbox_rp.embeddings.EmbeddingOracle`; a text-only oracle
 is refused then, naming both. Each model input is a
 :class:`~blackbox_rp.embeddings.SoftText`: the soft rows, then the template with
-the input text. θ = z lives in a box :class:`~blackbox_rp.space.SearchSpace`, so
+the input text. θ = z lives in an (unbounded) box :class:`~blackbox_rp.space.SearchSpace`, so
 CMA-ES (``cma``) and every other continuous optimizer search it through the one
 :class:`~blackbox_rp.reprogram.Reprogrammer` loop. A learned θ is not text: its
 :meth:`SoftPrompt.readable` says so and gives its size, and what reproduces it is
@@ -57,8 +57,6 @@ class SoftPromptConfig:
         init: hand-written prompt words whose token embeddings are p₀ (z = 0 reads exactly as these words
             before the template); "" (default) starts from zero rows.
         dim: d, the dimension of z (BBT's intrinsic dimension; default 500).
-        bound: z lives in [-bound, bound]^d (a box for every continuous optimizer; 5 keeps CMA-ES's first
-            populations, of step ``sigma`` = 1, inside it).
         alpha: BBT's scale of A relative to the embedding table's spread (default 1).
         sigma: the step size the optimizer starts z with, which A's scale divides out (default 1; give
             CMA-ES ``sigma0`` equal to it).
@@ -68,7 +66,6 @@ class SoftPromptConfig:
     tokens: int | None = None
     init: str = ""
     dim: int = 500
-    bound: float = 5.0
     alpha: float = 1.0
     sigma: float = 1.0
 
@@ -85,7 +82,7 @@ class SoftPromptConfig:
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise PromptError(f"{name} must be a positive int, got {v!r}")
-        for name in ("bound", "alpha", "sigma"):
+        for name in ("alpha", "sigma"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
                 raise PromptError(f"{name} must be a positive finite number, got {v!r}")
@@ -132,10 +129,12 @@ class SoftPrompt(InputTransform, BuiltFromOracle):
         rng = np.random.default_rng(self.seed)
         self.A = (rng.standard_normal((n * self.hidden, config.dim), dtype=np.float32)
                   * np.float32(self.projection_std))
-        self._space = SearchSpace.box(config.dim, -config.bound, config.bound)
+        # unbounded, as BBT's default: the optimizers of this library do not clip to a box, and the
+        # projection's scale, not a bound, keeps the prompt at the embeddings' spread
+        self._space = SearchSpace.box(config.dim)
         self._before, self._after = config.template.split("{x}")
-        logger.info("soft prompt: %d rows x %d, z in [-%g, %g]^%d, A ~ N(0, %.4g^2) (embedding std %.4g), p0 = %s",
-                    n, self.hidden, config.bound, config.bound, config.dim, self.projection_std,
+        logger.info("soft prompt: %d rows x %d, z in R^%d, A ~ N(0, %.4g^2) (embedding std %.4g), p0 = %s",
+                    n, self.hidden, config.dim, self.projection_std,
                     self.embedding_std, repr(config.init) if init_ids else "zeros")
 
     # ------------------------------------------------------------ protocol
@@ -195,6 +194,6 @@ class SoftPrompt(InputTransform, BuiltFromOracle):
         c = self.config
         return {"name": self.name, "modality": self.modality, "template": c.template, "tokens": self.tokens,
                 "hidden_size": self.hidden, "init": c.init, "init_tokens": len(self.init_ids), "dim": c.dim,
-                "bound": c.bound, "alpha": c.alpha, "sigma": c.sigma, "seed": self.seed,
+                "alpha": c.alpha, "sigma": c.sigma, "seed": self.seed,
                 "projection_std": self.projection_std, "embedding_std": self.embedding_std,
                 "init_prompt": self.readable(self.init_theta()), "space": self._space.describe()}

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--optimizers", default="bdpl,greedy,random,ng:DiscreteOnePlusOne")
     p.add_argument("--soft-optimizers", default="cma", help="continuous optimizers of the soft prompt's z")
     p.add_argument("--soft-param", action="append", metavar="KEY=VALUE",
-                   help="soft prompt parameter (tokens, init, dim, bound, alpha, sigma); e.g. dim=100")
+                   help="soft prompt parameter (tokens, init, dim, alpha, sigma); e.g. dim=100")
     p.add_argument("--soft-optimizer-param", action="append", metavar="KEY=VALUE",
                    help=f"soft optimizers' parameters (default {SOFT_OPTIMIZER_PARAMS})")
     p.add_argument("--mappings", default="verbalizer,token-blm+,token-linear")

@@ -8,16 +8,23 @@ For each dataset and seed, on the same stratified split:
 * **hand prompt + BLM+ over tokens**: the statistical token mapping on the hand prompt, no search;
 * **random prompt + verbalizer**: a uniformly drawn θ of the same slots;
 * every {optimizer} × {mapping} black-box run under a budget of train + validation queries
-  (``Reprogrammer.fit``: selection on validation only), its learned prompt printed.
+  (``Reprogrammer.fit``: selection on validation only), its learned prompt printed;
+* with ``--transforms ...,soft`` (BBT): the same Gemma in torch (``oracles.torch_lm_oracle``, it takes soft
+  prompt embeddings), the **soft start** (z = 0: p₀ = the embeddings of the task's prompt words before the
+  template, verbalizer, no search) and every {soft optimizer} × {mapping} **learned soft prompt**
+  p = A·z + p₀ under the same budget (CMA-ES with BBT's step size 1 by default).
 
 Prints a markdown table (mean ± sd over seeds) and, as its LAST line, a JSON object with
 ``hand_prompt_accuracy``, ``text_probe_accuracy``, ``learned_prompt_accuracy`` (the best learned prompt +
-mapping, mean over seeds), ``calls``, ``dataset`` and the in-process speed.
+mapping, mean over seeds), ``soft_start_accuracy`` and ``learned_soft_prompt_accuracy`` (with soft cells),
+``calls``, ``dataset`` and the in-process speed.
 
     python benchmarks/text.py --quick                                   # a few hundred queries
     python benchmarks/text.py --datasets mr --seeds 0,1,2 --budget 8000 \\
         --optimizers bdpl,greedy,random,ng:DiscreteOnePlusOne --mappings verbalizer,token-linear \\
         --json-out runs/text.json --journal runs/text.sqlite
+    python benchmarks/text.py --datasets mr --seeds 0 --split 100,100,200 --budget 1500 \\
+        --transforms soft --mappings verbalizer --soft-param dim=500     # BBT only (beside the baselines)
 
 Long grids: ``--json-out FILE`` is rewritten after every cell and a run started again with the same file
 runs only the cells not in it; with ``--journal FILE`` the cell that was cut off replays the answers it had
@@ -53,9 +60,14 @@ from blackbox_rp.transforms.text_prompt import DiscretePrompt  # noqa: E402
 
 #: the hand-written prompt and label words of each bundled task
 TASKS = {
-    "mr": {"template": "Review: {x}\nSentiment:", "words": ("negative", "positive")},
-    "chatterbot-topics": {"template": "Text: {x}\nTopic:", "words": None},  # the topic names
+    "mr": {"template": "Review: {x}\nSentiment:", "words": ("negative", "positive"),
+           "soft_init": "Classify the sentiment of the movie review."},
+    "chatterbot-topics": {"template": "Text: {x}\nTopic:", "words": None,  # the topic names
+                          "soft_init": "Classify the topic of the text."},
 }
+#: BBT's CMA-ES: step size 1 (the scale the projection A is drawn for); a population of 10 rather than
+#: BBT's 20, for CPU budgets of a few thousand queries
+SOFT_OPTIMIZER_PARAMS = {"sigma0": 1.0, "popsize": 10}
 QUICK = dict(datasets="mr", seeds="0", split="24,24,48", budget=160, optimizers="bdpl", mappings="verbalizer",
              slots=2, num_candidates=20, batch_size=8, eval_every=4)
 
@@ -67,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--split", default="400,200,1000", help="train,validation,test sizes")
     p.add_argument("--budget", type=int, default=8000, help="train + validation queries per learned prompt")
+    p.add_argument("--transforms", default="discrete", help="discrete, soft (BBT, torch Gemma) or both: discrete,soft")
     p.add_argument("--optimizers", default="bdpl,greedy,random,ng:DiscreteOnePlusOne")
+    p.add_argument("--soft-optimizers", default="cma", help="continuous optimizers of the soft prompt's z")
+    p.add_argument("--soft-param", action="append", metavar="KEY=VALUE",
+                   help="soft prompt parameter (tokens, init, dim, alpha, sigma); e.g. dim=100")
+    p.add_argument("--soft-optimizer-param", action="append", metavar="KEY=VALUE",
+                   help=f"soft optimizers' parameters (default {SOFT_OPTIMIZER_PARAMS})")
     p.add_argument("--mappings", default="verbalizer,token-blm+,token-linear")
     p.add_argument("--slots", type=int, default=4)
     p.add_argument("--position", default="before")
@@ -87,7 +105,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from oracles.llama_cpp_oracle import LlamaCppOracle
 
+    transforms = _csv(args.transforms)
+    if not transforms or set(transforms) - {"discrete", "soft"}:
+        p.error(f"--transforms takes discrete, soft or both, got {args.transforms!r}")
     lm = LlamaCppOracle("gemma3-270m", exposure=args.exposure, journal=args.journal, n_threads=2)
+    tlm = None
+    if "soft" in transforms:
+        from oracles.torch_lm_oracle import TorchLMOracle
+
+        t = time.perf_counter()
+        tlm = TorchLMOracle("gemma3-270m", exposure=args.exposure, journal=args.journal, n_threads=2)
+        print(f"  torch Gemma loaded in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+    soft_params = parse_params(args.soft_param, "--soft-param")
+    soft_opt_params = {**SOFT_OPTIMIZER_PARAMS, **parse_params(args.soft_optimizer_param, "--soft-optimizer-param")}
     saved = json.loads(args.json_out.read_text()) if args.json_out and args.json_out.exists() else []
     rows: list[dict[str, Any]] = dedupe(saved)
     done = {cell(r) for r in rows}
@@ -143,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 keep(dict(base, method="random prompt", optimizer="-", mapping="verbalizer",
                           test=accuracy_of(verbalizer.predict(r), test.y), queries=0, calls=0,
                           prompt=prompt.readable(theta)))
-            for opt in _csv(args.optimizers):
+            for opt in _csv(args.optimizers) if "discrete" in transforms else []:
                 for m in _csv(args.mappings):
                     if (dataset, seed, "learned prompt", opt, m, args.budget) in done:
                         continue
@@ -164,8 +194,51 @@ def main(argv: list[str] | None = None) -> int:
                               prompt=rp.transform.readable(res.theta), seconds=time.perf_counter() - t))
                     print(f"  {dataset} seed {seed} {opt} + {m}: test {ev['accuracy']:.3f}, "
                           f"prompt {rp.transform.readable(res.theta)!r}", file=sys.stderr, flush=True)
+            if tlm is not None:
+                sparams = {"template": task["template"], "init": task.get("soft_init", ""), **soft_params}
+                soft_cells(tlm, args, base, train, val, test, words, seed, sparams, soft_opt_params, verbalizer,
+                           done, keep)
     print(json.dumps(report(rows)))
     return 0
+
+
+def soft_cells(tlm: Any, args: argparse.Namespace, base: dict[str, Any], train: Any, val: Any, test: Any,
+               words: Any, seed: int, sparams: dict[str, Any], opt_params: dict[str, Any], verbalizer: Any,
+               done: set, keep: Any) -> None:
+    """BBT's cells through the torch Gemma: the soft start (z = 0, no search) and each learned soft prompt."""
+    from blackbox_rp.transforms.soft_prompt import SoftPrompt
+
+    dataset = base["dataset"]
+    if (dataset, seed, "soft start", "-", "verbalizer", 0) not in done:
+        soft = SoftPrompt.for_oracle(train, tlm, seed=seed, **sparams)
+        tlm.ledger = Ledger()
+        t = time.perf_counter()
+        r = tlm(soft.apply(soft.init_theta(), test.x), phase="test")
+        dt, q = time.perf_counter() - t, tlm.ledger.total().queries
+        keep(dict(base, method="soft start", optimizer="-", mapping="verbalizer",
+                  test=accuracy_of(verbalizer.predict(r), test.y), queries=0, calls=0,
+                  prompt=soft.readable(soft.init_theta()), test_queries=q, qps_soft=q / dt if dt else None))
+    for opt in _csv(args.soft_optimizers):
+        for m in _csv(args.mappings):
+            if (dataset, seed, "learned soft prompt", opt, m, args.budget) in done:
+                continue
+            tlm.ledger = Ledger(Budget(max_queries=args.budget, phases=("train", "validation")))
+            t = time.perf_counter()
+            rp = Reprogrammer.build("soft", tlm, m, opt, train, seed=seed, transform_params=sparams,
+                                    mapping_params={"words": words} if m == "verbalizer" else {},
+                                    optimizer_params=opt_params, batch_size=args.batch_size,
+                                    eval_every=args.eval_every)
+            res = rp.fit(train, val)
+            spent = tlm.ledger.snapshot()
+            ev = rp.evaluate(test)
+            rp.optimizer.close()
+            keep(dict(base, method="learned soft prompt", optimizer=opt, mapping=m, budget=args.budget,
+                      test=ev["accuracy"], val=res.val_accuracy, steps=res.steps,
+                      queries=spent["train"]["queries"] + spent["validation"]["queries"],
+                      calls=spent["train"]["calls"] + spent["validation"]["calls"],
+                      prompt=rp.transform.readable(res.theta), seconds=time.perf_counter() - t))
+            print(f"  {dataset} seed {seed} soft {opt} + {m}: test {ev['accuracy']:.3f} after {res.steps} steps, "
+                  f"{rp.transform.readable(res.theta)}", file=sys.stderr, flush=True)
 
 
 def cell(row: dict[str, Any]) -> tuple:
@@ -210,13 +283,25 @@ def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for r in pick("learned prompt"):
             learned.setdefault((r["optimizer"], r["mapping"], r["budget"]), []).append(r["test"])
         best = max(learned.items(), key=lambda kv: statistics.mean(kv[1])) if learned else None
+        soft: dict[tuple, list[float]] = {}
+        for r in pick("learned soft prompt"):
+            soft.setdefault((r["optimizer"], r["mapping"]), []).append(r["test"])
+        best_soft = max(soft.items(), key=lambda kv: statistics.mean(kv[1])) if soft else None
+        start = pick("soft start")
         qps = [r["qps"] for r in hand if r.get("qps")]
         head[d] = {"hand_prompt_accuracy": statistics.mean(r["test"] for r in hand) if hand else None,
                    "text_probe_accuracy": statistics.mean(r["test"] for r in probe) if probe else None,
                    "learned_prompt_accuracy": statistics.mean(best[1]) if best else None,
                    "learned_with": f"{best[0][0]} + {best[0][1]} at {best[0][2]} queries" if best else None,
-                   "calls": sum(r["calls"] for r in pick("learned prompt")),
+                   "calls": sum(r["calls"] for r in pick("learned prompt")) + sum(r["calls"] for r in
+                                                                                  pick("learned soft prompt")),
                    "in_process_queries_per_s": round(statistics.mean(qps), 2) if qps else None}
+        if start or soft:
+            sqps = [r["qps_soft"] for r in start if r.get("qps_soft")]
+            head[d].update(soft_start_accuracy=statistics.mean(r["test"] for r in start) if start else None,
+                           learned_soft_prompt_accuracy=statistics.mean(best_soft[1]) if best_soft else None,
+                           learned_soft_with=f"{best_soft[0][0]} + {best_soft[0][1]}" if best_soft else None,
+                           torch_queries_per_s=round(statistics.mean(sqps), 2) if sqps else None)
     first = head[datasets[0]] if datasets else {}
     return {**first, "dataset": datasets[0] if datasets else None, "by_dataset": head}
 

@@ -51,6 +51,7 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence
 import numpy as np
 
 from .cache import Journal
+from .embeddings import SoftText
 from .exposure import Exposure, Response, parse_exposure, require
 from .ledger import Ledger, Reservation
 
@@ -73,7 +74,9 @@ class InputSpec:
 
     ``kind="image"``: float arrays (N, C, H, W) with values in [low, high];
     ``height``/``width`` None means any size of at least ``min_size``.
-    ``kind="vector"``: float arrays (N, D). ``kind="text"``: a sequence of str.
+    ``kind="vector"``: float arrays (N, D). ``kind="text"``: a sequence of str; with ``embed_dim``
+    set, items may also be :class:`~blackbox_rp.embeddings.SoftText` (soft prompt rows of that width + text),
+    which an :class:`~blackbox_rp.embeddings.EmbeddingOracle` reads.
     """
 
     kind: str = "image"
@@ -84,10 +87,14 @@ class InputSpec:
     low: float = 0.0
     high: float = 1.0
     dim: int | None = None
+    embed_dim: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("image", "vector", "text"):
             raise ValueError(f"InputSpec.kind must be image, vector or text, got {self.kind!r}")
+        if self.embed_dim is not None and (self.kind != "text" or self.embed_dim < 1):
+            raise ValueError(f"InputSpec.embed_dim (soft prompts) needs kind='text' and a positive width, "
+                             f"got kind={self.kind!r}, embed_dim={self.embed_dim!r}")
         if not self.low < self.high:
             raise ValueError("InputSpec needs low < high")
 
@@ -96,11 +103,14 @@ class InputSpec:
         return InputSpec(kind="vector", channels=None, dim=dim, low=low, high=high)
 
     @staticmethod
-    def text() -> "InputSpec":
-        return InputSpec(kind="text", channels=None)
+    def text(embed_dim: int | None = None) -> "InputSpec":
+        """Strings; with ``embed_dim``, also soft prompts (:class:`~blackbox_rp.embeddings.SoftText`)."""
+        return InputSpec(kind="text", channels=None, embed_dim=embed_dim)
 
     def describe(self) -> str:
         if self.kind == "text":
+            if self.embed_dim is not None:
+                return f"a list of strings or SoftText items (soft prompt rows of width {self.embed_dim} + text)"
             return "a list of strings"
         if self.kind == "vector":
             return f"float32 array (N, {self.dim}) in [{self.low}, {self.high}]"
@@ -114,9 +124,16 @@ class InputSpec:
             if isinstance(x, str):
                 raise InputError("expected a list of strings, got one string; wrap it: [text]")
             items = list(x)
-            bad = [i for i, s in enumerate(items) if not isinstance(s, str)]
+            ok: tuple[type, ...] = (str, SoftText) if self.embed_dim is not None else (str,)
+            bad = [i for i, s in enumerate(items) if not isinstance(s, ok)]
             if bad:
-                raise InputError(f"expected {self.describe()}; item {bad[0]} is {type(items[bad[0]]).__name__}")
+                soft = isinstance(items[bad[0]], SoftText)
+                raise InputError(f"expected {self.describe()}; item {bad[0]} is {type(items[bad[0]]).__name__}"
+                                 + ("; this oracle takes text only, not soft prompt embeddings" if soft else ""))
+            for i, s in enumerate(items):
+                if isinstance(s, SoftText) and s.embeddings.shape[1] != self.embed_dim:
+                    raise InputError(f"item {i}'s soft prompt rows are {s.embeddings.shape[1]} wide; this model "
+                                     f"reads rows of {self.embed_dim}")
             return items
         if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
             x = x.detach().cpu().numpy()
@@ -392,7 +409,8 @@ class Oracle(ABC):
         else:
             for s in x:
                 h = prefix.copy()
-                h.update(s.encode("utf-8"))
+                # a soft prompt's key is marked so no string can hash like it
+                h.update(b"\x01soft\x00" + s.key_bytes() if isinstance(s, SoftText) else s.encode("utf-8"))
                 out.append(h.digest()[:16])
         return out
 

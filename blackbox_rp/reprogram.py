@@ -326,19 +326,22 @@ class Reprogrammer:
               mapping_params: dict[str, Any] | None = None, optimizer_params: dict[str, Any] | None = None,
               **config: Any) -> "Reprogrammer":
         """Assemble a Reprogrammer from registry names; the transform shapes itself from ``train`` and the
-        oracle's input spec (``out_size`` sets an image canvas).
+        oracle's input spec — or from the oracle itself, for a :class:`~blackbox_rp.transforms.BuiltFromOracle`
+        transform such as ``soft`` (``out_size`` sets an image canvas).
 
         ``optimizer_params`` None takes :func:`recommended_optimizer_params`; ``{}`` the optimizer's defaults.
         """
         from .mapping import make_mapping
         from .mapping.tokens import token_mapping_params
         from .optim import make
-        from .transforms import TRANSFORMS
+        from .transforms import TRANSFORMS, BuiltFromOracle
 
         params = dict(transform_params or {})
         if out_size is not None:
             params["out_size"] = int(out_size)
-        t = TRANSFORMS.lookup(transform).for_task(train, oracle.input_spec, seed=seed, **params)
+        t_cls = TRANSFORMS.lookup(transform)
+        t = (t_cls.for_oracle(train, oracle, seed=seed, **params) if issubclass(t_cls, BuiltFromOracle)
+             else t_cls.for_task(train, oracle.input_spec, seed=seed, **params))
         # a token mapping (verbalizer, BLM over tokens, ...) reads the oracle's vocabulary
         m = make_mapping(mapping, oracle.num_classes, train.num_classes, seed=seed, views=t.views,
                          **{**token_mapping_params(mapping, oracle), **(mapping_params or {})})

@@ -1,4 +1,4 @@
-"""Concrete oracles: a local torch model, a local language model through llama.cpp (the ``text`` extra),
+"""Concrete oracles: a local torch model, a local language model through llama.cpp or torch (the ``text`` extra),
 and (with the ``remote`` extra) HTTP and OpenAI-compatible APIs.
 
 This package imports :mod:`blackbox_rp`; the core never imports it at module level.
@@ -18,6 +18,7 @@ _LAZY = {
     "HTTPOracle": "http_oracle", "WireSchema": "http_oracle",
     "OpenAIOracle": "openai_oracle", "OpenAIConfig": "openai_oracle", "OpenAITokenOracle": "openai_oracle",
     "LlamaCppOracle": "llama_cpp_oracle", "LlamaVocabulary": "llama_cpp_oracle",
+    "TorchLMOracle": "torch_lm_oracle",
     "OracleServer": "server", "ServerConfig": "server", "build_app": "server",
     "FaultConfig": "faults", "RetryPolicy": "remote", "Secret": "remote",
     "TextClassifierOracle": "text_models", "TEXT_MODELS": "text_models",

@@ -57,11 +57,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from blackbox_rp.exposure import Exposure, LabelOnly, Response, TopK
+from blackbox_rp.exposure import Exposure
 from blackbox_rp.ledger import Ledger
-from blackbox_rp.oracle import Call, InputError, InputSpec, Oracle
+from blackbox_rp.oracle import InputSpec
 from blackbox_rp.paths import cache_dir
-from blackbox_rp.vocab import TokenOracle, Vocabulary
+from blackbox_rp.vocab import Vocabulary
+
+from .next_token import NextTokenOracle, log_softmax
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +240,7 @@ class _Runtime:
         self.evaluated: list[int] = []  # tokens whose KV entries are in the cache, in order
 
 
-class LlamaCppOracle(Oracle, TokenOracle):
+class LlamaCppOracle(NextTokenOracle):
     """Next-token distributions of a GGUF language model, evaluated in process by llama.cpp.
 
     Args:
@@ -301,17 +303,11 @@ class LlamaCppOracle(Oracle, TokenOracle):
         return d
 
     # ------------------------------------------------------------ answers
-    def _tokens(self, texts: list[str]) -> list[list[int]]:
-        out = []
-        for i, t in enumerate(texts):
-            ids = self._vocabulary.encode_prompt(t)
-            if not ids:
-                raise InputError(f"input {i} tokenizes to nothing and the model adds no BOS; give it some text")
-            if len(ids) >= self.n_ctx:
-                raise InputError(f"input {i} is {len(ids)} tokens, over the context of {self.n_ctx} "
-                                 f"(n_ctx - 1 fit); shorten it or build the oracle with a larger n_ctx")
-            out.append(ids)
-        return out
+    def _prepare(self, inputs: list[str]) -> list[list[int]]:
+        return self._tokens(inputs)
+
+    def _rows(self, prepared: list[list[int]]) -> np.ndarray:
+        return np.stack([self.next_token_logprobs(t) for t in prepared])
 
     def next_token_logprobs(self, tokens: list[int]) -> np.ndarray:
         """Log-softmax (float64, n_vocab) of the next token after ``tokens`` (BOS included).
@@ -332,21 +328,4 @@ class LlamaCppOracle(Oracle, TokenOracle):
         if not np.isfinite(z).all():
             raise RuntimeError(f"{self.identity}: llama.cpp returned non-finite logits; a broken build? "
                                f"{INSTALL_HINT}")
-        z -= z.max()
-        return z - np.log(np.exp(z).sum())
-
-    def _answer(self, inputs: list[str], call: Call) -> Response:
-        token_lists = self._tokens(list(inputs))  # refuse bad inputs before the call is charged
-        call.attempt()
-        rows = np.stack([self.next_token_logprobs(t) for t in token_lists])
-        labels = rows.argmax(axis=1).astype(np.int64)
-        if isinstance(self.exposure, (TopK, LabelOnly)):
-            # the exposure keeps k values per row: select them here (argpartition) rather than
-            # hand the base class n x 262,144 floats to sort
-            k = min(self.exposure.k if isinstance(self.exposure, TopK) else 1, self.num_classes)
-            part = np.argpartition(-rows, k - 1, axis=1)[:, :k]
-            order = np.argsort(-np.take_along_axis(rows, part, axis=1), axis=1, kind="stable")
-            idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
-            p = np.exp(np.take_along_axis(rows, idx, axis=1)).astype(np.float32)
-            return Response("topk", self.num_classes, idx[:, 0].copy(), p, idx)
-        return Response("logits", self.num_classes, labels, rows.astype(np.float32))
+        return log_softmax(z)

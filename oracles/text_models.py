@@ -29,7 +29,7 @@ from blackbox_rp.oracle import Call, InputSpec, Oracle
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TextClassifierOracle", "TEXT_MODELS", "chatterbot_topics", "gemma3_270m", "load_chatterbot_corpus"]
+__all__ = ["TextClassifierOracle", "TEXT_MODELS", "chatterbot_topics", "gemma3_270m", "gemma3_270m_torch", "load_chatterbot_corpus"]
 
 TOPICS = ("coding", "emotion", "literature", "money", "psychology", "science", "sports", "movies")
 INSTALL_HINT = "pip install chatterbot-corpus==1.3.3 PyYAML"
@@ -121,6 +121,15 @@ def gemma3_270m(**kwargs: Any) -> Oracle:
     return LlamaCppOracle("gemma3-270m", **kwargs)
 
 
+def gemma3_270m_torch(**kwargs: Any) -> Oracle:
+    """The same Gemma-3 270M in torch (float32): next-token distributions of texts *and* soft prompts
+    (see :mod:`oracles.torch_lm_oracle`); what transform ``soft`` (BBT) needs."""
+    from .torch_lm_oracle import TorchLMOracle
+
+    return TorchLMOracle("gemma3-270m", **kwargs)
+
+
 #: text models resolved by name (``resolve_oracle``, ``blackbox-rp serve``); the torch zoo is
 #: :data:`oracles.models.MODELS`
-TEXT_MODELS: dict[str, Callable[..., Oracle]] = {"chatterbot-topics": chatterbot_topics, "gemma3-270m": gemma3_270m}
+TEXT_MODELS: dict[str, Callable[..., Oracle]] = {"chatterbot-topics": chatterbot_topics, "gemma3-270m": gemma3_270m,
+                                                 "gemma3-270m-torch": gemma3_270m_torch}

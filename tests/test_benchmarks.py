@@ -166,3 +166,16 @@ def test_text_benchmark_headline_names_the_three_accuracies_and_the_best_learned
     assert head["learned_prompt_accuracy"] == pytest.approx(0.7) and head["learned_with"] == "bdpl + verbalizer at 0 queries"
     assert head["calls"] == 380 and head["in_process_queries_per_s"] == 3.0
     json.dumps(head)
+
+
+def test_text_benchmark_headline_reports_the_soft_start_and_the_learned_soft_prompt(text_bench, capsys):
+    rows = [_text_row(0, "hand prompt", 0.5), _text_row(0, "text probe", 0.7, mapping="token-linear", calls=7),
+            dict(_text_row(0, "soft start", 0.52), qps_soft=1.5),
+            _text_row(0, "learned soft prompt", 0.61, "cma", calls=60)]
+    head = text_bench.report(rows)
+    table = capsys.readouterr().out
+    assert "| mr | learned soft prompt | cma | verbalizer | 0 | 61.0 | 960 | 60 | 1 |" in table
+    assert head["soft_start_accuracy"] == 0.52 and head["learned_soft_prompt_accuracy"] == 0.61
+    assert head["learned_soft_with"] == "cma + verbalizer" and head["torch_queries_per_s"] == 1.5
+    assert head["learned_prompt_accuracy"] is None and head["calls"] == 60
+    json.dumps(head)

@@ -29,7 +29,7 @@ def _images(n: int = 5, shape=GREY, seed: int = 0) -> np.ndarray:
 
 
 def test_registry_lists_every_builtin():
-    assert sorted(TRANSFORMS) == ["coordinator", "discrete", "full", "lowdim", "none", "pad", "unet", "views"]
+    assert sorted(TRANSFORMS) == ["coordinator", "discrete", "full", "lowdim", "none", "pad", "soft", "unet", "views"]
 
 
 @pytest.mark.parametrize("name,params,channels,dim", DIMS)

@@ -214,7 +214,8 @@ def _check_modality(cfg: RunConfig, oracle: Any) -> str:
     if kind not in ("image", "text"):
         raise ValueError(f"model {model} takes {oracle.input_spec.describe()}; runs reprogram image or text models")
     if made != kind:
-        other = "discrete (a text prompt)" if kind == "text" else "pad, full, lowdim or coordinator (image prompts)"
+        other = ("discrete (a text prompt) or soft (soft prompt embeddings)" if kind == "text"
+                 else "pad, full, lowdim or coordinator (image prompts)")
         raise ValueError(f"transform {cfg.transform.name} makes {made} inputs but model {model} takes "
                          f"{oracle.input_spec.describe()}; use transform {other}")
     if kind == "text":

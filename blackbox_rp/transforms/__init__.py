@@ -11,21 +11,23 @@ batch of target images (N, C_in, H_in, W_in) in [0, 1] to the model's input
 * ``coordinator`` — BlackVIP: frozen encoder + light learnable decoder, an input-dependent prompt;
 * ``unet`` — REFINE's input transformation: a small U-Net whose sigmoid output is the model's input;
 * ``views`` — K canvases of each image, no prompt (the multi-view probe): K model inputs per target;
-* ``discrete`` — a text template with L learnable word slots (categorical θ), for language models.
+* ``discrete`` — a text template with L learnable word slots (categorical θ), for language models;
+* ``soft`` — BBT: soft prompt rows A·z + p₀ before a text template (continuous z), for a language model
+  that takes embeddings (built from the oracle: :class:`BuiltFromOracle`).
 
 All implement :class:`InputTransform` (θ's search space, θ₀, ``apply``, ``describe``), the protocol
 text prompts implement too.
 
 >>> from blackbox_rp.transforms import make_transform, TRANSFORMS
 >>> sorted(TRANSFORMS)
-['coordinator', 'discrete', 'full', 'lowdim', 'none', 'pad', 'unet', 'views']
+['coordinator', 'discrete', 'full', 'lowdim', 'none', 'pad', 'soft', 'unet', 'views']
 >>> make_transform("pad", in_shape=(1, 28, 28), out_size=96).dim
 18240
 """
 
-from . import additive, coordinator, none, text_prompt, unet, views  # noqa: F401  (registers the built-in transforms)
+from . import additive, coordinator, none, soft_prompt, text_prompt, unet, views  # noqa: F401  (registers the built-in transforms)
 from .base import CanvasConfig, Transform, TransformError
-from .protocol import InputTransform, concat_inputs
+from .protocol import BuiltFromOracle, InputTransform, concat_inputs
 from .registry import TRANSFORMS, make_transform, register_transform
 
-__all__ = ["InputTransform", "concat_inputs", "Transform", "TransformError", "CanvasConfig", "TRANSFORMS", "make_transform", "register_transform"]
+__all__ = ["InputTransform", "BuiltFromOracle", "concat_inputs", "Transform", "TransformError", "CanvasConfig", "TRANSFORMS", "make_transform", "register_transform"]

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..space import SearchSpace
 
-__all__ = ["InputTransform", "concat_inputs"]
+__all__ = ["InputTransform", "BuiltFromOracle", "concat_inputs"]
 
 
 class InputTransform(ABC):
@@ -66,6 +66,20 @@ class InputTransform(ABC):
     def readable(self, theta: np.ndarray) -> Any:
         """θ as a person reads it (a prompt string for text; the vector's norm for image prompts)."""
         return {"l2": float(np.linalg.norm(np.asarray(theta, dtype=np.float64)))}
+
+
+class BuiltFromOracle(ABC):
+    """Mixin of transforms built from the oracle itself, not only from what inputs it accepts.
+
+    A soft prompt reads the model's input-embedding table (its width, the rows of hand-written words,
+    its spread); :meth:`Reprogrammer.build <blackbox_rp.reprogram.Reprogrammer.build>` calls
+    :meth:`for_oracle` for such transforms, :meth:`InputTransform.for_task` for the others.
+    """
+
+    @classmethod
+    @abstractmethod
+    def for_oracle(cls, train: Any, oracle: Any, *, seed: int = 0, **params: Any) -> "InputTransform":
+        """The transform for target inputs like ``train``'s, feeding ``oracle`` (refused if it cannot)."""
 
 
 def concat_inputs(parts: Sequence[Any]) -> Any:

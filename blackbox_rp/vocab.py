@@ -30,9 +30,9 @@ examples and toy models.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from typing import Any, Sequence
 
-__all__ = ["Vocabulary", "TokenOracle", "ListVocabulary", "VocabularyError"]
+__all__ = ["Vocabulary", "TokenOracle", "ListVocabulary", "VocabularyError", "fingerprint"]
 
 
 class VocabularyError(ValueError):
@@ -107,6 +107,25 @@ class Vocabulary(ABC):
         if not 0 <= i < self.size:
             raise VocabularyError(f"token id {id} is outside the vocabulary of {self.size} tokens")
         return i
+
+
+def fingerprint(vocabulary: Vocabulary, samples: int = 4096) -> dict[str, Any]:
+    """``{"size", "sha256"}`` of a vocabulary: its size and a digest of the text of up to ``samples`` ids
+    spread evenly over it.
+
+    Why: a fitted token mapping stores token *ids* (a verbalizer's label words, a readout's features); ids
+    mean the same thing only under the same tokenizer. A run records this with its mapping, and ``apply``
+    refuses an oracle whose vocabulary differs before any query, instead of reading other tokens silently.
+    A few thousand ids make it fast on a 262k-token vocabulary and still tell two tokenizers apart.
+    """
+    import hashlib
+
+    n = int(vocabulary.size)
+    step = max(1, -(-n // samples))
+    h = hashlib.sha256(str(n).encode())
+    for i in range(0, n, step):
+        h.update(b"\x00" + vocabulary.token(i).encode("utf-8", errors="surrogatepass"))
+    return {"size": n, "sha256": h.hexdigest()}
 
 
 class TokenOracle(ABC):

@@ -46,10 +46,10 @@ def test_a_text_run_learns_a_readable_prompt_beside_the_hand_written_one_and_the
     assert main(TEXT + ["--budget", "400", "--out", str(out)]) == 0
     assert json.loads((out / "results.json").read_text()) == r
     capsys.readouterr()
-    # apply reads image runs: a text run is refused in one line that points at its readable prompt
+    # apply takes texts for a text run (tests/test_apply_text.py): images are refused in one line
     assert main(["apply", str(out), "--data", "digits"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "is a text run" in err[0] and r["prompt"] in err[0], err
+    assert len(err) == 1 and "the run reprograms a text model but --data digits is image data" in err[0], err
 
 
 @pytest.mark.parametrize("extra, says", [

@@ -2,10 +2,12 @@
 
 A language model has no "no prompt" in the image sense: the text the user wrote around the input *is*
 the starting point, so the bars a learned prompt must beat are that prompt read through the run's own
-mapping (zero-shot for a verbalizer, calibrated / fitted for the others) and the text probe — a linear
+mapping (zero-shot for a verbalizer, calibrated / fitted for the others), the text probe — a linear
 readout over the answers to the hand-written prompt (``token-linear`` for a token oracle, ``linear`` on
-class scores otherwise). Both read the same θ₀ answers: one query per training and test text, charged
-to the ``baseline`` phase.
+class scores otherwise) — and, when the run's mapping is not the verbalizer, the zero-shot verbalizer with
+the class names as label words (so a run with a learned readout still shows what the prompt alone reads;
+skipped, and said so, when a class name is not one token). All read the same θ₀ answers: one query per
+training and test text, charged to the ``baseline`` phase.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["text_baselines", "probe_mapping", "run_text_baselines"]
 
 KIND = "hand-prompt"
+#: the zero-shot reading every text run on a token oracle shows
+ZERO_SHOT = "verbalizer"
 
 
 def probe_mapping(oracle: Any) -> str:
@@ -35,19 +39,41 @@ def _make(name: str, oracle: Any, train: Any, params: dict[str, Any], seed: int)
                         **{**token_mapping_params(name, oracle), **params})
 
 
+def _params(cfg: Any, mapping: str, train: Any) -> dict[str, Any]:
+    """A baseline mapping's parameters: the run's own for the run's mapping, the class names as the
+    zero-shot verbalizer's label words, the defaults otherwise."""
+    if mapping == cfg.mapping.name:
+        return dict(cfg.mapping.params)
+    if mapping == ZERO_SHOT:
+        return {"words": tuple(train.classes)}
+    return {}
+
+
 def text_baselines(cfg: Any, oracle: Any, train: Any) -> list[dict[str, Any]]:
     """The baselines a text run measures (``kind`` ``hand-prompt``) and the image-only ones it skips, said so."""
     from ..exposure import ExposureError
+    from ..mapping.tokens import TokenMappingError
+    from ..vocab import TokenOracle
 
     probe = probe_mapping(oracle)
-    wanted = [(f"hand-written prompt + {cfg.mapping.name} mapping", cfg.mapping.name)]
-    if probe != cfg.mapping.name:
-        wanted.append((f"text probe (hand-written prompt + {probe})", probe))
+    probe_name = f"text probe (hand-written prompt + {probe})"
+    wanted = []
+    if cfg.mapping.name != ZERO_SHOT and isinstance(oracle, TokenOracle):
+        wanted.append((f"hand-written prompt + verbalizer, zero-shot (label words: {'/'.join(train.classes)})",
+                       ZERO_SHOT))
+    if cfg.mapping.name != probe:
+        wanted.insert(0, (f"hand-written prompt + {cfg.mapping.name} mapping", cfg.mapping.name))
+    wanted.append((probe_name, probe))  # the run's own mapping when it is the probe's: same θ₀, same readout
     out = []
     for name, mapping in wanted:
-        params = dict(cfg.mapping.params) if mapping == cfg.mapping.name else {}
-        m = _make(mapping, oracle, train, params, cfg.task.seed)
         skipped = None
+        try:
+            m = _make(mapping, oracle, train, _params(cfg, mapping, train), cfg.task.seed)
+        except TokenMappingError as e:
+            if mapping == cfg.mapping.name:
+                raise
+            out.append({"name": name, "kind": KIND, "mapping": mapping, "skipped": f"skipped: {e}"})
+            continue
         try:
             m.check(oracle)
         except ExposureError:
@@ -76,8 +102,7 @@ def run_text_baselines(cfg: Any, oracle: Any, transform: Any, train: Any, test: 
     r_test = oracle(transform.apply(theta0, list(test.x)), phase="baseline")
     out = {}
     for b in todo:
-        params = dict(cfg.mapping.params) if b["mapping"] == cfg.mapping.name else {}
-        m = _make(b["mapping"], oracle, train, params, cfg.task.seed).fit(r_train, train.y)
+        m = _make(b["mapping"], oracle, train, _params(cfg, b["mapping"], train), cfg.task.seed).fit(r_train, train.y)
         out[b["name"]] = accuracy_of(m.predict(r_test), test.y)
         logger.info("%s: test accuracy %.4f", b["name"], out[b["name"]])
     return out

@@ -113,6 +113,28 @@ def test_misuse_is_one_line_before_any_query(text_run, tmp_path, capsys, args, s
     assert CountingLM.evaluated == before and not (tmp_path / "p.csv").exists()
 
 
+def test_a_theta_that_is_not_the_learned_prompt_is_refused_before_any_query(text_run, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    copy = tmp_path / "copy"
+    shutil.copytree(text_run, copy)
+    theta = np.load(copy / "theta.npy")
+    np.save(copy / "theta.npy", (theta + 1) % 3)  # another valid prompt of the same slots
+    before = CountingLM.evaluated
+    with pytest.raises(ApplyError, match="the rebuilt prompt reads .* not the learned"):
+        apply_run(copy, _test_split(text_run))
+    # a run whose data gave other candidate words than the rebuilt ones (its data changed since)
+    np.save(copy / "theta.npy", theta)
+    r = json.loads((copy / "results.json").read_text())
+    r["reprogrammer"]["transform"]["options"][0][1] = "zzz"
+    (copy / "results.json").write_text(json.dumps(r))
+    with pytest.raises(ApplyError, match="is not the one results.json records"):
+        apply_run(copy, _test_split(text_run))
+    assert CountingLM.evaluated == before
+
+
 def test_an_image_run_refuses_texts_in_one_line(tmp_path, capsys):
     run = tmp_path / "img"
     assert main(["reprogram", "--model", "fmnist-cnn", "--data", "digits", "--split", "60,30,30", "--mapping", "flm",
@@ -141,7 +163,7 @@ def test_gemma_apply_reproduces_the_runs_test_accuracy_exactly(tmp_path, capsys)
     assert main(["reprogram", "--model", "gemma3-270m", "--data", "mr", "--transform", "discrete",
                  "--transform-param", "template=Review: {x}\nSentiment:", "--transform-param", "slots=2",
                  "--transform-param", "num_candidates=10", "--mapping", "token-linear", "--optimizer", "bdpl",
-                 "--optimizer-param", "samples=2", "--exposure", "top20", "--split", "8,8,16", "--batch-size", "4",
+                 "--opt", "samples=2", "--exposure", "top20", "--split", "8,8,16", "--batch-size", "4",
                  "--eval-every", "1", "--budget", "40", "--no-progress", "--out", str(run)]) == 0
     r = json.loads((run / "results.json").read_text())
     test = _test_split(run)

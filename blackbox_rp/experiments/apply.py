@@ -13,6 +13,7 @@ a token mapping's ids index, a θ or prompt that no longer matches the rebuilt t
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,12 @@ def apply_run(run_dir: str | Path, data: Any, *, model: str | None = None, api_k
         whole = load_text_target(cfg.task.data) if modality == "text" else _load_image_target(cfg.task.data)
         train = split_dataset(whole, cfg.task.split, cfg.task.seed)[0]
         t = run_transform(cfg, oracle, train).transform
+        recorded = results.get("reprogrammer", {}).get("transform")
+        if recorded is not None and json.loads(json.dumps(t.describe(), default=float)) != recorded:
+            raise ApplyError(f"{run_dir}: the run's transform {cfg.transform.name}, rebuilt from its data "
+                             f"({cfg.task.data}), is not the one results.json records (the data changed since); "
+                             f"apply needs the run's data as it was" + (f", or use the learned prompt "
+                             f"{results['prompt']!r} directly" if "prompt" in results else ""))
         if theta.size != t.space.dim:
             raise ApplyError(f"{run_dir}: θ has {theta.size} values but the run's transform {cfg.transform.name}, "
                              f"rebuilt, takes {t.space.dim}; the run's data ({cfg.task.data}) changed since")

@@ -569,6 +569,14 @@ def summary_lines(r: dict[str, Any], run_dir: Path) -> list[str]:
     if gains:
         out.append(f"{'learned prompt' if text else 'prompt'} over baselines (paired: same seed and split): "
                    + "; ".join(gains))
+    probe = next((b for b in r["baselines"] if b["name"].startswith("text probe") and b["accuracy"] is not None),
+                 None)
+    if text and probe is not None and not r["kept_theta0"]:  # what the search added beyond the readout alone
+        g = 100 * (r["test_accuracy"] - probe["accuracy"])
+        out.append(f"the prompt search added {g:+.1f} points over the text probe (the same kind of readout on the "
+                   f"hand-written prompt) on this split" if g > 0 else
+                   f"the prompt search did NOT beat the text probe on this split ({g:+.1f} points): the gain over "
+                   f"zero-shot is the readout's, not the learned prompt's")
     if "whitebox" in r:
         wb = r["whitebox"]
         out.append(f"{'white-box ceiling (NOT black-box):':<48} "

@@ -70,3 +70,35 @@ def test_an_image_model_refuses_the_text_prompt_in_one_line(tmp_path, capsys):
                  "--mapping", "flm", "--optimizer", "bdpl", "--steps", "1", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "use transform pad, full, lowdim or coordinator" in err[0], err
+
+
+def test_a_readout_run_shows_the_zero_shot_verbalizer_or_says_why_it_cannot(tmp_path, capsys):
+    import csv
+
+    from blackbox_rp.textdata import load_text_target
+
+    d = load_text_target("chatterbot-topics:coding,emotion")
+    names = {"coding": "computer code", "emotion": "human feelings"}  # not one token each: no zero-shot reading
+    with open(tmp_path / "t.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows((x, names[d.classes[y]]) for x, y in zip(d.x, d.y))
+    base = [a for a in TEXT if a not in ("--mapping-param", 'words=["coding","emotion"]')]
+    base[base.index("verbalizer")] = "token-linear"
+    for data, out in (("chatterbot-topics:coding,emotion", "named"), (str(tmp_path / "t.csv"), "phrases")):
+        args = list(base)
+        args[args.index("--data") + 1] = data
+        assert main(args + ["--budget", "300", "--steps", "1", "--out", str(tmp_path / out)]) == 0
+        r = json.loads((tmp_path / out / "results.json").read_text())
+        by_name = {b["name"]: b for b in r["baselines"]}
+        probe = by_name.pop("text probe (hand-written prompt + token-linear)")
+        assert probe["skipped"] is None and 0.0 <= probe["accuracy"] <= 1.0
+        zero = [b for name, b in by_name.items() if name.startswith("hand-written prompt + verbalizer, zero-shot")]
+        assert len(zero) == 1 and zero[0]["mapping"] == "verbalizer"
+        if out == "named":  # the topic names are words of the model's vocabulary: read zero-shot, for free
+            assert zero[0]["skipped"] is None and zero[0]["accuracy"] > 0.6
+            assert r["ledger"]["baseline"]["queries"] == 40 + 40
+        else:
+            assert zero[0]["skipped"].startswith("skipped: label word") and zero[0]["accuracy"] is None
+        assert set(r["gain_over_baselines"]) == {b["name"] for b in r["baselines"]}
+    capsys.readouterr()

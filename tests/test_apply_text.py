@@ -175,3 +175,28 @@ def test_gemma_apply_reproduces_the_runs_test_accuracy_exactly(tmp_path, capsys)
     got = apply_run(run, str(data))
     assert got["accuracy"] == r["test_accuracy"], (got["accuracy"], r["test_accuracy"], r["prompt"])
     assert got["queries"] == len(test) and got["calls"] >= 1 and got["prompt"] == r["prompt"]
+
+
+@pytest.mark.slow
+def test_a_text_run_applies_through_a_served_copy_of_its_model_with_the_same_predictions(tmp_path, monkeypatch):
+    """The run's model in process, then the same model behind `blackbox-rp serve` (a real HTTP server on
+    loopback, with a key): the same predictions, each path's queries and calls counted."""
+    from oracles.server import OracleServer
+    from oracles.text_models import chatterbot_topics
+
+    run = tmp_path / "clf"
+    assert main(["reprogram", "--model", "chatterbot-topics", "--data", DATA, "--transform", "discrete",
+                 "--transform-param", "template=Text: {x} Topic:", "--transform-param", "slots=2",
+                 "--transform-param", "num_candidates=10", "--mapping", "linear", "--optimizer", "bdpl",
+                 "--split", "40,20,40", "--batch-size", "8", "--eval-every", "2", "--steps", "2",
+                 "--no-progress", "--out", str(run)]) == 0
+    r = json.loads((run / "results.json").read_text())
+    test = _test_split(run)
+    here = apply_run(run, test)
+    assert here["accuracy"] == r["test_accuracy"] and here["queries"] == len(test)
+    key = "sk-apply-text-0f1e2d"
+    monkeypatch.setenv("BBRP_APPLY_KEY", key)
+    with OracleServer(chatterbot_topics(), api_keys=[key]) as srv:
+        there = apply_run(run, test, model=srv.url, api_key_env="BBRP_APPLY_KEY", batch=16)
+    assert there["oracle"] != here["oracle"] and there["queries"] == len(test) and there["calls"] == 3
+    assert (there["pred"] == here["pred"]).all() and there["accuracy"] == r["test_accuracy"]

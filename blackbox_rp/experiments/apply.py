@@ -131,7 +131,7 @@ def apply_run(run_dir: str | Path, data: Any, *, model: str | None = None, api_k
     ``accuracy`` against the labels, the oracle's identity and, for a text run, the readable ``prompt``."""
     from oracles.resolve import resolve_oracle
 
-    from ..data import split_dataset
+    from ..data import DataError, DatasetUnavailable, split_dataset
     from ..ledger import Ledger
     from ..mapping import make_mapping
     from ..textdata import load_text_target
@@ -164,15 +164,21 @@ def apply_run(run_dir: str | Path, data: Any, *, model: str | None = None, api_k
             raise ApplyError(f"the run's transform {cfg.transform.name} makes {modality} inputs but oracle {spec} "
                              f"takes {oracle.input_spec.describe()}; apply through the run's model "
                              f"({cfg.oracle.model}) or a server holding it")
-        whole = load_text_target(cfg.task.data) if modality == "text" else _load_image_target(cfg.task.data)
+        extra = _check_oracle_reads_mapping(cfg, oracle, state, spec)
+        try:
+            whole = load_text_target(cfg.task.data) if modality == "text" else _load_image_target(cfg.task.data)
+        except (DataError, DatasetUnavailable) as e:
+            raise ApplyError(f"apply rebuilds the run's transform from its training split, but the run's data "
+                             f"({cfg.task.data}) cannot be loaded: {e}") from None
         train = split_dataset(whole, cfg.task.split, cfg.task.seed)[0]
         t = run_transform(cfg, oracle, train).transform
         recorded = results.get("reprogrammer", {}).get("transform")
         if recorded is not None and json.loads(json.dumps(t.describe(), default=float)) != recorded:
             raise ApplyError(f"{run_dir}: the run's transform {cfg.transform.name}, rebuilt from its data "
-                             f"({cfg.task.data}), is not the one results.json records (the data changed since); "
-                             f"apply needs the run's data as it was" + (f", or use the learned prompt "
-                             f"{results['prompt']!r} directly" if "prompt" in results else ""))
+                             f"({cfg.task.data}) for oracle {spec}, is not the one results.json records: the data "
+                             f"changed since, or the oracle takes other inputs than the run's model"
+                             + (f"; the learned prompt {results['prompt']!r} can still be used directly"
+                                if "prompt" in results else ""))
         if theta.size != t.space.dim:
             raise ApplyError(f"{run_dir}: θ has {theta.size} values but the run's transform {cfg.transform.name}, "
                              f"rebuilt, takes {t.space.dim}; the run's data ({cfg.task.data}) changed since")
@@ -186,7 +192,6 @@ def apply_run(run_dir: str | Path, data: Any, *, model: str | None = None, api_k
             except ValueError as e:
                 raise ApplyError(f"the inputs do not fit the run's transform ({e}); give inputs like the run's "
                                  f"data ({cfg.task.data})") from None
-        extra = _check_oracle_reads_mapping(cfg, oracle, state, spec)
         m = make_mapping(cfg.mapping.name, oracle.num_classes, state["num_target"], seed=cfg.task.seed,
                          views=t.views, **{**extra, **dict(cfg.mapping.params)})
         m.load_state_dict(state)

@@ -102,3 +102,32 @@ def test_a_readout_run_shows_the_zero_shot_verbalizer_or_says_why_it_cannot(tmp_
             assert zero[0]["skipped"].startswith("skipped: label word") and zero[0]["accuracy"] is None
         assert set(r["gain_over_baselines"]) == {b["name"] for b in r["baselines"]}
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("test_acc, mapping, kept, says", [
+    (0.63, "token-linear", False, "the prompt search did NOT beat the text probe on this split (-1.0 points)"),
+    (0.66, "token-linear", False, "the learned prompt beats the text probe by +2.0 points on this split (the same"),
+    (0.60, "verbalizer", False, "the learned prompt + verbalizer stays under the text probe on this split (-4.0"),
+    (0.64, "token-linear", True, "selection kept θ₀ (the hand-written prompt)"),
+])
+def test_a_text_summary_says_plainly_what_the_search_added_over_the_text_probe(test_acc, mapping, kept, says):
+    from pathlib import Path
+
+    from blackbox_rp.experiments.run import summary_lines
+
+    probe = {"name": "text probe (hand-written prompt + token-linear)", "mapping": "token-linear",
+             "accuracy": 0.64, "skipped": None}
+    zero = {"name": "hand-written prompt + verbalizer, zero-shot (label words: negative/positive)",
+            "mapping": "verbalizer", "accuracy": 0.555, "skipped": None}
+    r = {"baselines": [zero, probe], "val_accuracy": 0.65, "test_accuracy": test_acc, "steps": 21,
+         "best_step": 0 if kept else 10, "kept_theta0": kept, "prompt": "Review: {x}\nSentiment:" if kept else
+         "Review: their films {x}\nSentiment:", "hand_prompt": "Review: {x}\nSentiment:",
+         "gain_over_baselines": {b["name"]: test_acc - b["accuracy"] for b in (zero, probe)},
+         "config": {"mapping": {"name": mapping}}, "stop_reason": None, "wall_seconds": 1.0,
+         "ledger": {p: {"queries": 0, "calls": 0, "cache_hits": 0} for p in
+                    ("train", "validation", "test", "baseline", "total")}}
+    lines = summary_lines(r, Path("run"))
+    assert any(says in line for line in lines), lines
+    assert f"learned prompt + {mapping}, black-box (test):" in "\n".join(lines)
+    if kept:  # θ₀ kept: the comparison with the probe is the readout's alone, and no verdict on the search
+        assert not any("prompt search" in line or "beats the text probe" in line for line in lines)

@@ -573,10 +573,16 @@ def summary_lines(r: dict[str, Any], run_dir: Path) -> list[str]:
                  None)
     if text and probe is not None and not r["kept_theta0"]:  # what the search added beyond the readout alone
         g = 100 * (r["test_accuracy"] - probe["accuracy"])
-        out.append(f"the prompt search added {g:+.1f} points over the text probe (the same kind of readout on the "
-                   f"hand-written prompt) on this split" if g > 0 else
-                   f"the prompt search did NOT beat the text probe on this split ({g:+.1f} points): the gain over "
-                   f"zero-shot is the readout's, not the learned prompt's")
+        same = probe["mapping"] == r["config"]["mapping"]["name"]
+        if g > 0:
+            out.append(f"the learned prompt beats the text probe by {g:+.1f} points on this split"
+                       + (" (the same readout on the hand-written prompt): the search paid" if same else ""))
+        elif same:
+            out.append(f"the prompt search did NOT beat the text probe on this split ({g:+.1f} points): the gain "
+                       f"over zero-shot is the readout's, not the learned prompt's")
+        else:
+            out.append(f"the learned prompt + {r['config']['mapping']['name']} stays under the text probe on this "
+                       f"split ({g:+.1f} points): a readout of the hand-written prompt's answers reads more")
     if "whitebox" in r:
         wb = r["whitebox"]
         out.append(f"{'white-box ceiling (NOT black-box):':<48} "

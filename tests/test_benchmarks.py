@@ -160,3 +160,13 @@ def test_text_benchmark_headline_names_the_three_accuracies_and_the_best_learned
     assert head["learned_prompt_accuracy"] == pytest.approx(0.7) and head["learned_with"] == "bdpl + verbalizer"
     assert head["calls"] == 380 and head["in_process_queries_per_s"] == 3.0
     json.dumps(head)
+
+
+def test_text_benchmark_headline_says_how_often_the_top_k_showed_a_label_word(text_bench, capsys):
+    rows = [dict(_text_row(s, "hand prompt", 0.3), label_word_shown=v) for s, v in ((0, 0.05), (1, 0.15))] + \
+           [_text_row(s, "hand prompt (all log-probs)", 0.55) for s in (0, 1)]
+    head = text_bench.report(rows)
+    capsys.readouterr()
+    assert head["label_word_shown"] == pytest.approx(0.10) and head["hand_prompt_all_logprobs_accuracy"] == 0.55
+    head = text_bench.report([_text_row(0, "hand prompt", 0.5)])  # rows saved before the field existed
+    assert head["label_word_shown"] is None and head["hand_prompt_all_logprobs_accuracy"] is None

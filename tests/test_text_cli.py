@@ -118,7 +118,8 @@ def test_a_text_summary_says_plainly_what_the_search_added_over_the_text_probe(t
     probe = {"name": "text probe (hand-written prompt + token-linear)", "mapping": "token-linear",
              "accuracy": 0.64, "skipped": None}
     zero = {"name": "hand-written prompt + verbalizer, zero-shot (label words: negative/positive)",
-            "mapping": "verbalizer", "accuracy": 0.555, "skipped": None}
+            "mapping": "verbalizer", "accuracy": 0.555, "skipped": None,
+            "note": "a label word was among the top-20 tokens of 40% of the test answers"}
     r = {"baselines": [zero, probe], "val_accuracy": 0.65, "test_accuracy": test_acc, "steps": 21,
          "best_step": 0 if kept else 10, "kept_theta0": kept, "prompt": "Review: {x}\nSentiment:" if kept else
          "Review: their films {x}\nSentiment:", "hand_prompt": "Review: {x}\nSentiment:",
@@ -128,6 +129,27 @@ def test_a_text_summary_says_plainly_what_the_search_added_over_the_text_probe(t
                     ("train", "validation", "test", "baseline", "total")}}
     lines = summary_lines(r, Path("run"))
     assert any(says in line for line in lines), lines
+    assert lines[1] == "  (a label word was among the top-20 tokens of 40% of the test answers)"  # under its baseline
     assert f"learned prompt + {mapping}, black-box (test):" in "\n".join(lines)
     if kept:  # θ₀ kept: the comparison with the probe is the readout's alone, and no verdict on the search
         assert not any("prompt search" in line or "beats the text probe" in line for line in lines)
+
+
+def test_a_verbalizer_read_from_the_top_k_says_how_often_a_label_word_was_shown():
+    import numpy as np
+
+    from blackbox_rp.exposure import Response
+    from blackbox_rp.experiments.text_baselines import label_word_note
+    from blackbox_rp.mapping import make_mapping
+    from blackbox_rp.vocab import ListVocabulary
+
+    v = ListVocabulary(["<unk>", " bad", " good", " the", " a"])
+    m = make_mapping("verbalizer", v.size, 2, vocabulary=v, words=("bad", "good"))
+    top2 = lambda rows: Response("topk", v.size, np.array([r[0] for r in rows]), np.full((len(rows), 2), 0.4),  # noqa: E731
+                                 np.array(rows))
+    assert label_word_note(m, top2([[1, 3], [3, 2]])) is None  # every answer shows one
+    note = label_word_note(m, top2([[1, 3], [3, 4], [4, 3], [0, 3]]))
+    assert note.startswith("a label word was among the top-2 tokens of 25% of the test answers")
+    rows = m.predict(top2([[3, 4], [4, 3]]))
+    assert rows.tolist() == [0, 0]  # the tie rule the note warns about
+    assert label_word_note(m, Response.from_probs(np.full((2, v.size), 0.2))) is None  # all classes shown

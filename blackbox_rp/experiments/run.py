@@ -356,7 +356,8 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
             t = led.snapshot().get("total", {})
             bar.update(int(t.get("queries", 0)) - bar.n)
 
-        hand = run_text_baselines(cfg, oracle, rp.transform, p.train, p.test, p.baselines) if text else {}
+        notes: dict[str, str] = {}
+        hand = run_text_baselines(cfg, oracle, rp.transform, p.train, p.test, p.baselines, notes) if text else {}
         for b in p.baselines:
             acc = None
             if not b["skipped"]:
@@ -370,7 +371,8 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
                     params = dict(cfg.mapping.params) if b["mapping"] == cfg.mapping.name else {}
                     acc = output_only(oracle, b["mapping"], p.train, p.test, out_size=p.size, seed=cfg.task.seed,
                                       canvas=p.canvas, **params)["accuracy"]
-            results_baselines.append({**b, "accuracy": acc})
+            note = {"note": notes[b["name"]]} if b["name"] in notes else {}
+            results_baselines.append({**b, "accuracy": acc, **note})
             sync()
         bar.set_description("fit")
 
@@ -553,6 +555,8 @@ def summary_lines(r: dict[str, Any], run_dir: Path) -> list[str]:
     out = []
     for b in r["baselines"]:
         out.append(f"{b['name'] + ':':<48} {b['skipped'] or pct(b['accuracy'])}")
+        if b.get("note"):
+            out.append(f"  ({b['note']})")
     val = "never validated" if r["val_accuracy"] is None else f"validation {pct(r['val_accuracy'])}"
     text = "prompt" in r
     mine = f"learned prompt + {r['config']['mapping']['name']}, black-box (test):" if text else \

@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["text_baselines", "probe_mapping", "run_text_baselines"]
+__all__ = ["text_baselines", "probe_mapping", "run_text_baselines", "label_word_note"]
 
 KIND = "hand-prompt"
 #: the zero-shot reading every text run on a token oracle shows
@@ -89,9 +91,26 @@ def text_baselines(cfg: Any, oracle: Any, train: Any) -> list[dict[str, Any]]:
     return out
 
 
+def label_word_note(mapping: Any, resp: Any) -> str | None:
+    """For a verbalizer read from top-k answers: how often a label word was among the shown tokens, when not
+    always. A row that shows none scores every class alike and goes to class 0, so a zero-shot accuracy
+    built mostly of such rows measures the tie rule, not the model's reading; the summary says so."""
+    from ..mapping.tokens import Verbalizer
+
+    if not isinstance(mapping, Verbalizer) or resp.indices is None or not len(resp):
+        return None
+    ids = np.array([i for t in mapping.class_ids for i in t])
+    shown = float(np.isin(resp.indices, ids).any(axis=1).mean())
+    if shown >= 1.0:
+        return None
+    return (f"a label word was among the top-{resp.indices.shape[1]} tokens of {100 * shown:.0f}% of the test "
+            f"answers; the others are ties, given to the first class")
+
+
 def run_text_baselines(cfg: Any, oracle: Any, transform: Any, train: Any, test: Any,
-                       baselines: list[dict[str, Any]]) -> dict[str, float]:
-    """Accuracy on ``test`` of every measured hand-prompt baseline, by name (θ₀ answers queried once)."""
+                       baselines: list[dict[str, Any]], notes: dict[str, str] | None = None) -> dict[str, float]:
+    """Accuracy on ``test`` of every measured hand-prompt baseline, by name (θ₀ answers queried once);
+    ``notes`` collects what a reader must know to read one (:func:`label_word_note`)."""
     from ..objective import accuracy_of
 
     todo = [b for b in baselines if b["kind"] == KIND and not b["skipped"]]
@@ -104,5 +123,8 @@ def run_text_baselines(cfg: Any, oracle: Any, transform: Any, train: Any, test: 
     for b in todo:
         m = _make(b["mapping"], oracle, train, _params(cfg, b["mapping"], train), cfg.task.seed).fit(r_train, train.y)
         out[b["name"]] = accuracy_of(m.predict(r_test), test.y)
+        note = label_word_note(m, r_test)
+        if note is not None and notes is not None:
+            notes[b["name"]] = note
         logger.info("%s: test accuracy %.4f", b["name"], out[b["name"]])
     return out

@@ -200,3 +200,16 @@ def test_a_text_run_applies_through_a_served_copy_of_its_model_with_the_same_pre
         there = apply_run(run, test, model=srv.url, api_key_env="BBRP_APPLY_KEY", batch=16)
     assert there["oracle"] != here["oracle"] and there["queries"] == len(test) and there["calls"] == 3
     assert (there["pred"] == here["pred"]).all() and there["accuracy"] == r["test_accuracy"]
+
+
+def test_reprogrammer_build_takes_a_built_transform_and_refuses_parameters_beside_it():
+    from blackbox_rp.reprogram import Reprogrammer
+    from blackbox_rp.transforms.text_prompt import DiscretePrompt
+
+    train = split_dataset(load_text_target(DATA), (40, 20, 40), 0)[0]
+    lm = WordTopicLM(exposure="top5")
+    t = DiscretePrompt.for_task(train, lm.input_spec, template="Text: {x} Topic:", slots=2, num_candidates=10)
+    rp = Reprogrammer.build(t, lm, "token-linear", "bdpl", train)
+    assert rp.transform is t
+    with pytest.raises(ValueError, match="the transform is given built"):
+        Reprogrammer.build(t, lm, "token-linear", "bdpl", train, transform_params={"slots": 3})

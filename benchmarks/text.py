@@ -2,7 +2,9 @@
 
 For each dataset and seed, on the same stratified split:
 
-* **hand prompt + verbalizer** (zero-shot): the hand-written template, its label words, no search;
+* **hand prompt + verbalizer** (zero-shot): the hand-written template, its label words, no search; the
+  share of test answers whose top-k shows any label word is recorded (``label_word_shown``: a row that shows
+  none is a tie given to class 0), and ``--exact-zero-shot`` adds the same reading from all log-probs;
 * **text probe**: the linear readout over the returned top-k log-probabilities with the hand-written
   prompt (``token-linear`` fitted on the training answers), no search — the bar a learned prompt must beat;
 * **hand prompt + BLM+ over tokens**: the statistical token mapping on the hand prompt, no search;
@@ -93,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--exposure", default="top20")
+    p.add_argument("--exact-zero-shot", action="store_true",
+                   help="also read the hand prompt's label words from all log-probs (in process; test queries)")
     p.add_argument("--optimizer-param", action="append", metavar="KEY=VALUE", help="e.g. lr=0.5 (all optimizers)")
     p.add_argument("--journal", type=Path, default=None, help="SQLite journal: answers replayed for free")
     p.add_argument("--json-out", type=Path, default=None, help="rows written after every cell; resumed from")
@@ -154,10 +158,25 @@ def main(argv: list[str] | None = None) -> int:
                                       words=words)
             if (dataset, seed, "hand prompt", "-", "verbalizer", 0) not in done:
                 r, q, c, dt = answers(theta0, test, "test")
+                # a row where no label word is among the shown top-k is a tie the verbalizer gives to class 0:
+                # the share of rows that show one says how much of the zero-shot figure is the model's reading
+                shown = float(np.isin(r.indices, [i for t in verbalizer.class_ids for i in t]).any(axis=1).mean()) \
+                    if r.indices is not None else 1.0
                 keep(dict(base, method="hand prompt", optimizer="-", mapping="verbalizer",
                           test=accuracy_of(verbalizer.predict(r), test.y), queries=0, calls=0,
-                          prompt=prompt.readable(theta0), test_queries=q, qps=q / dt if dt else None))
-            probes = {(dataset, seed, "text probe", "-", "token-linear", 0), (dataset, seed, "hand prompt", "-", "token-blm+", 0)}
+                          prompt=prompt.readable(theta0), test_queries=q, qps=q / dt if dt else None,
+                          label_word_shown=shown))
+            if args.exact_zero_shot and (dataset, seed, "hand prompt (all log-probs)", "-", "verbalizer", 0) not in done:
+                # the same zero-shot reading from the label words' exact log-probabilities (the in-process model
+                # can show all of them): what the model "says" when the top-k hides the label words
+                exact = lm.with_exposure("logits")
+                exact.journal, exact.ledger = None, Ledger()  # 262k floats per answer: not journaled
+                r = exact(prompt.apply(theta0, test.x), phase="test")
+                keep(dict(base, method="hand prompt (all log-probs)", optimizer="-", mapping="verbalizer",
+                          test=accuracy_of(verbalizer.predict(r), test.y), queries=0, calls=0,
+                          prompt=prompt.readable(theta0), test_queries=len(test)))
+            probes = {(dataset, seed, "text probe", "-", "token-linear", 0),
+                      (dataset, seed, "hand prompt", "-", "token-blm+", 0)}
             if probes - done:
                 rt, q1, c1, _ = answers(theta0, train, "train")
                 re, _, _, _ = answers(theta0, test, "test")
@@ -279,6 +298,7 @@ def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
         pick = lambda meth, m=None: [r for r in rows if r["dataset"] == d and r["method"] == meth  # noqa: E731
                                      and (m is None or r["mapping"] == m)]
         hand, probe = pick("hand prompt", "verbalizer"), pick("text probe")
+        exact = pick("hand prompt (all log-probs)")
         learned: dict[tuple, list[float]] = {}
         for r in pick("learned prompt"):
             learned.setdefault((r["optimizer"], r["mapping"], r["budget"]), []).append(r["test"])
@@ -293,6 +313,9 @@ def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
                    "text_probe_accuracy": statistics.mean(r["test"] for r in probe) if probe else None,
                    "learned_prompt_accuracy": statistics.mean(best[1]) if best else None,
                    "learned_with": f"{best[0][0]} + {best[0][1]} at {best[0][2]} queries" if best else None,
+                   "label_word_shown": (statistics.mean(r["label_word_shown"] for r in hand)
+                                        if hand and all("label_word_shown" in r for r in hand) else None),
+                   "hand_prompt_all_logprobs_accuracy": statistics.mean(r["test"] for r in exact) if exact else None,
                    "calls": sum(r["calls"] for r in pick("learned prompt")) + sum(r["calls"] for r in
                                                                                   pick("learned soft prompt")),
                    "in_process_queries_per_s": round(statistics.mean(qps), 2) if qps else None}

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
@@ -60,6 +60,9 @@ from .loop import Loop, StopLoop
 from .losses import LOSSES, make_loss
 from .mapping.base import TrainableMapping
 from .objective import Objective, accuracy_of
+
+if TYPE_CHECKING:
+    from .transforms.protocol import InputTransform
 
 logger = logging.getLogger(__name__)
 
@@ -321,27 +324,32 @@ class Reprogrammer:
                     transform.name, space.describe_short(), mapping.name, optimizer.name, cfg.loss)
 
     @classmethod
-    def build(cls, transform: str, oracle: Any, mapping: str, optimizer: str, train: Any, *,
+    def build(cls, transform: str | InputTransform, oracle: Any, mapping: str, optimizer: str, train: Any, *,
               out_size: int | None = None, seed: int = 0, transform_params: dict[str, Any] | None = None,
               mapping_params: dict[str, Any] | None = None, optimizer_params: dict[str, Any] | None = None,
               **config: Any) -> "Reprogrammer":
         """Assemble a Reprogrammer from registry names; the transform shapes itself from ``train`` and the
         oracle's input spec — or from the oracle itself, for a :class:`~blackbox_rp.transforms.BuiltFromOracle`
-        transform such as ``soft`` (``out_size`` sets an image canvas).
+        transform such as ``soft`` (``out_size`` sets an image canvas) — or is given built (a run builds it once,
+        :func:`blackbox_rp.experiments.run.run_transform`, so ``apply`` rebuilds the very same one).
 
         ``optimizer_params`` None takes :func:`recommended_optimizer_params`; ``{}`` the optimizer's defaults.
         """
         from .mapping import make_mapping
         from .mapping.tokens import token_mapping_params
         from .optim import make
-        from .transforms import TRANSFORMS, BuiltFromOracle
+        from .transforms import InputTransform, build_transform
 
-        params = dict(transform_params or {})
-        if out_size is not None:
-            params["out_size"] = int(out_size)
-        t_cls = TRANSFORMS.lookup(transform)
-        t = (t_cls.for_oracle(train, oracle, seed=seed, **params) if issubclass(t_cls, BuiltFromOracle)
-             else t_cls.for_task(train, oracle.input_spec, seed=seed, **params))
+        if isinstance(transform, InputTransform):
+            if transform_params or out_size is not None:
+                raise ValueError("the transform is given built: its parameters and canvas are already set; "
+                                 "pass transform_params / out_size only with a transform name")
+            t = transform
+        else:
+            params = dict(transform_params or {})
+            if out_size is not None:
+                params["out_size"] = int(out_size)
+            t = build_transform(transform, train, oracle, seed=seed, **params)
         # a token mapping (verbalizer, BLM over tokens, ...) reads the oracle's vocabulary
         m = make_mapping(mapping, oracle.num_classes, train.num_classes, seed=seed, views=t.views,
                          **{**token_mapping_params(mapping, oracle), **(mapping_params or {})})

@@ -30,9 +30,9 @@ examples and toy models.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from typing import Any, Sequence
 
-__all__ = ["Vocabulary", "TokenOracle", "ListVocabulary", "VocabularyError"]
+__all__ = ["Vocabulary", "TokenOracle", "ListVocabulary", "VocabularyError", "fingerprint"]
 
 
 class VocabularyError(ValueError):
@@ -107,6 +107,24 @@ class Vocabulary(ABC):
         if not 0 <= i < self.size:
             raise VocabularyError(f"token id {id} is outside the vocabulary of {self.size} tokens")
         return i
+
+
+def fingerprint(vocabulary: Vocabulary) -> dict[str, Any]:
+    """``{"size", "sha256"}`` of a vocabulary: its size and a digest of every token's text, in id order.
+
+    Why: a fitted token mapping stores token *ids* (a verbalizer's label words, a readout's features); ids
+    mean the same thing only under the same tokenizer. A run records this with its mapping, and ``apply``
+    refuses an oracle whose vocabulary differs before any query, instead of reading other tokens silently.
+    Every token is hashed (about 1.5 s for Gemma's 262,144 on a busy machine): a sample would miss a
+    tokenizer that differs only in tokens it skipped.
+    """
+    import hashlib
+
+    n = int(vocabulary.size)
+    h = hashlib.sha256(str(n).encode())
+    for i in range(n):
+        h.update(b"\x00" + vocabulary.token(i).encode("utf-8", errors="surrogatepass"))
+    return {"size": n, "sha256": h.hexdigest()}
 
 
 class TokenOracle(ABC):

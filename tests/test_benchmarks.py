@@ -179,3 +179,13 @@ def test_text_benchmark_headline_reports_the_soft_start_and_the_learned_soft_pro
     assert head["learned_soft_with"] == "cma + verbalizer" and head["torch_queries_per_s"] == 1.5
     assert head["learned_prompt_accuracy"] is None and head["calls"] == 60
     json.dumps(head)
+
+
+def test_text_benchmark_headline_says_how_often_the_top_k_showed_a_label_word(text_bench, capsys):
+    rows = [dict(_text_row(s, "hand prompt", 0.3), label_word_shown=v) for s, v in ((0, 0.05), (1, 0.15))] + \
+           [_text_row(s, "hand prompt (all log-probs)", 0.55) for s in (0, 1)]
+    head = text_bench.report(rows)
+    capsys.readouterr()
+    assert head["label_word_shown"] == pytest.approx(0.10) and head["hand_prompt_all_logprobs_accuracy"] == 0.55
+    head = text_bench.report([_text_row(0, "hand prompt", 0.5)])  # rows saved before the field existed
+    assert head["label_word_shown"] is None and head["hand_prompt_all_logprobs_accuracy"] is None

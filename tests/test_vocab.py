@@ -62,3 +62,14 @@ def test_token_oracle_is_an_abstract_mixin():
             return ListVocabulary(["x", "y"])
 
     assert isinstance(Has(), TokenOracle) and Has().vocabulary.size == 2
+
+
+def test_a_fingerprint_tells_two_tokenizers_of_one_size_apart():
+    from blackbox_rp.vocab import ListVocabulary, fingerprint
+
+    a = ListVocabulary(["<unk>", " bad", " good", " the"])
+    assert fingerprint(a) == fingerprint(ListVocabulary(["<unk>", " bad", " good", " the"]))
+    other = fingerprint(ListVocabulary(["<unk>", " good", " bad", " the"]))  # same tokens, other ids
+    assert other["size"] == 4 and other["sha256"] != fingerprint(a)["sha256"]
+    big = [f"t{i}" for i in range(10_000)]
+    assert fingerprint(ListVocabulary(big)) != fingerprint(ListVocabulary(big[:-1] + ["x"]))  # one token differs

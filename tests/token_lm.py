@@ -79,6 +79,23 @@ class WordTopicLM(Oracle, TokenOracle):
         return Response.from_probs(p.astype(np.float32))
 
 
+class ReorderedWordTopicLM(WordTopicLM):
+    """The same model under another tokenizer: the same 309 tokens numbered in reverse order (answers
+    permuted to match). Same size, other ids: a fitted token mapping's ids would read other tokens."""
+
+    def __init__(self, **kw: Any):
+        super().__init__(**kw)
+        self._vocab = ListVocabulary([self._vocab.token(i) for i in reversed(range(self._vocab.size))])
+
+    @property
+    def identity(self) -> str:
+        return "test:word-topic-lm-reordered@1"
+
+    def _answer(self, inputs: list[str], call: Call) -> Response:
+        probs = super()._answer(inputs, call).probs()
+        return Response.from_probs(np.ascontiguousarray(probs[:, ::-1]))
+
+
 def heldout_task(topics: Sequence[str] = ("coding", "emotion")) -> TextDataset:
     """The corpus's held-out fifth (every 5th utterance, never trained on) for ``topics``."""
     texts, y = load_chatterbot_corpus()

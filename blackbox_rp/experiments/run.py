@@ -39,7 +39,8 @@ from .text_baselines import KIND as HAND_PROMPT, run_text_baselines, text_baseli
 logger = logging.getLogger(__name__)
 
 __all__ = ["RESULTS_SCHEMA", "RESULTS_VERSION", "Prepared", "prepare", "run", "resume", "is_finished",
-           "read_results", "summary_lines", "plot_curve", "environment", "canvas_for"]
+           "read_results", "summary_lines", "plot_curve", "environment", "canvas_for", "RunTransform",
+           "run_transform", "run_modality"]
 
 RESULTS_SCHEMA = "blackbox-rp/results"
 RESULTS_VERSION = 1
@@ -84,6 +85,39 @@ def canvas_for(cfg: RunConfig, spec: Any, model: str) -> tuple[int, int]:
         raise ValueError(f"transform.image_size = {image} (--image-size) does not fit the {size} px canvas; "
                          f"give at most {size}")
     return int(size), int(image)
+
+
+@dataclass(frozen=True)
+class RunTransform:
+    """I_θ as a run builds it: the transform, the canvas side (None for text) and the parameters it was
+    built with (the canvas's image size and the config's own, recorded in results)."""
+
+    transform: Any
+    size: int | None
+    params: dict[str, Any]
+
+
+def run_modality(cfg: RunConfig) -> str:
+    """"image" or "text": the kind of target inputs the run's transform takes."""
+    from ..transforms import TRANSFORMS
+
+    return TRANSFORMS.lookup(cfg.transform.name).modality
+
+
+def run_transform(cfg: RunConfig, oracle: Any, train: Any) -> RunTransform:
+    """The run's I_θ, built through the transform protocol from its training split and the oracle's input
+    spec. The one place a run's transform is made: ``run`` fits it, ``apply`` rebuilds it from the same
+    split, so a text prompt ranks the same candidate words and an image prompt gets the same canvas."""
+    from ..transforms import build_transform
+
+    if run_modality(cfg) == "text":  # no canvas: the transform's parameters are the prompt's (template, slots, ...)
+        size, params = None, dict(cfg.transform.params)
+        built = build_transform(cfg.transform.name, train, oracle, seed=cfg.task.seed, **params)
+    else:
+        size, image = canvas_for(cfg, oracle.input_spec, cfg.oracle.model)
+        params = {"image_size": image, **cfg.transform.params}
+        built = build_transform(cfg.transform.name, train, oracle, seed=cfg.task.seed, out_size=size, **params)
+    return RunTransform(built, size, params)
 
 
 @dataclass
@@ -181,15 +215,12 @@ def prepare(cfg: RunConfig, run_dir: Path | None) -> Prepared:
     kind = _check_modality(cfg, oracle)
     data = load_text_target(cfg.task.data) if kind == "text" else load_target(cfg.task.data)
     train, val, test = split_dataset(data, cfg.task.split, cfg.task.seed)
-    if kind == "text":  # no canvas: the transform's parameters are the prompt's (template, slots, ...)
-        size, canvas = None, dict(cfg.transform.params)
-    else:
-        size, image = canvas_for(cfg, oracle.input_spec, o.model)
-        canvas = {"image_size": image, **cfg.transform.params}
+    built = run_transform(cfg, oracle, train)
+    size, canvas = built.size, built.params
     opt_params = cfg.optimizer.resolved_params(cfg.mapping.name)
     f = cfg.fit
-    rp = Reprogrammer.build(cfg.transform.name, oracle, cfg.mapping.name, cfg.optimizer.name, train, out_size=size,
-                            seed=cfg.task.seed, transform_params=canvas, mapping_params=dict(cfg.mapping.params),
+    rp = Reprogrammer.build(built.transform, oracle, cfg.mapping.name, cfg.optimizer.name, train,
+                            seed=cfg.task.seed, mapping_params=dict(cfg.mapping.params),
                             optimizer_params=opt_params, loss=cfg.loss.name, loss_params=dict(cfg.loss.params),
                             max_steps=cfg.budget.max_steps, batch_size=f.batch_size, eval_every=f.eval_every,
                             val_size=f.val_size, refit=f.refit, readout_lr=f.readout_lr)
@@ -206,10 +237,8 @@ def prepare(cfg: RunConfig, run_dir: Path | None) -> Prepared:
 
 def _check_modality(cfg: RunConfig, oracle: Any) -> str:
     """The model's input kind, refused in one line when the transform makes the other kind of input."""
-    from ..transforms import TRANSFORMS
-
     kind = oracle.input_spec.kind
-    made = TRANSFORMS.lookup(cfg.transform.name).modality
+    made = run_modality(cfg)
     model = cfg.oracle.model
     if kind not in ("image", "text"):
         raise ValueError(f"model {model} takes {oracle.input_spec.describe()}; runs reprogram image or text models")
@@ -234,7 +263,13 @@ def _ledger_dict(snapshot: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
 
 
 def _save_mapping(mapping: Any, path: Path) -> None:
+    """ω's state; a token mapping's also names the vocabulary its ids index (``apply`` checks it)."""
+    from ..mapping.tokens import TokenMapping
+    from ..vocab import fingerprint
+
     state = mapping.state_dict()
+    if isinstance(mapping, TokenMapping) and mapping.vocabulary is not None:
+        state["vocabulary"] = fingerprint(mapping.vocabulary)
     arrays = {f"array_{k}": v for k, v in state.pop("arrays").items()}
     np.savez(path, meta=np.array(json.dumps(state, default=float)), **arrays)
 
@@ -320,7 +355,8 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
             t = led.snapshot().get("total", {})
             bar.update(int(t.get("queries", 0)) - bar.n)
 
-        hand = run_text_baselines(cfg, oracle, rp.transform, p.train, p.test, p.baselines) if text else {}
+        notes: dict[str, str] = {}
+        hand = run_text_baselines(cfg, oracle, rp.transform, p.train, p.test, p.baselines, notes) if text else {}
         for b in p.baselines:
             acc = None
             if not b["skipped"]:
@@ -334,7 +370,8 @@ def execute(p: Prepared, *, progress: bool = True, echo: Callable[[str], None] |
                     params = dict(cfg.mapping.params) if b["mapping"] == cfg.mapping.name else {}
                     acc = output_only(oracle, b["mapping"], p.train, p.test, out_size=p.size, seed=cfg.task.seed,
                                       canvas=p.canvas, **params)["accuracy"]
-            results_baselines.append({**b, "accuracy": acc})
+            note = {"note": notes[b["name"]]} if b["name"] in notes else {}
+            results_baselines.append({**b, "accuracy": acc, **note})
             sync()
         bar.set_description("fit")
 
@@ -416,14 +453,12 @@ def _whitebox(p: Prepared) -> dict[str, Any]:
     from oracles import TorchOracle
 
     from ..mapping import make_mapping
-    from ..transforms import make_transform
     from ..whitebox import WhiteboxConfig, whitebox_fit
 
     if not isinstance(p.oracle, TorchOracle):
         return {"skipped": "the white-box ceiling needs a local torch model"}
     cfg = p.cfg
-    t = make_transform(cfg.transform.name, in_shape=tuple(p.train.x.shape[1:]), out_size=p.size,
-                       channels=p.oracle.input_spec.channels or 3, seed=cfg.task.seed, **p.canvas)
+    t = run_transform(cfg, p.oracle, p.train).transform  # a fresh copy of the run's I_θ, from θ₀
     m = make_mapping(cfg.mapping.name, p.oracle.num_classes, p.train.num_classes, seed=cfg.task.seed,
                      **dict(cfg.mapping.params))
     b = cfg.baselines
@@ -521,9 +556,13 @@ def summary_lines(r: dict[str, Any], run_dir: Path) -> list[str]:
     out = []
     for b in r["baselines"]:
         out.append(f"{b['name'] + ':':<48} {b['skipped'] or pct(b['accuracy'])}")
+        if b.get("note"):
+            out.append(f"  ({b['note']})")
     val = "never validated" if r["val_accuracy"] is None else f"validation {pct(r['val_accuracy'])}"
-    out.append(f"{'prompt, black-box (test):':<48} {pct(r['test_accuracy'])}  ({val}; {r['steps']} steps, "
-               f"best at step {r['best_step']})")
+    text = "prompt" in r
+    mine = f"learned prompt + {r['config']['mapping']['name']}, black-box (test):" if text else \
+        "prompt, black-box (test):"
+    out.append(f"{mine:<48} {pct(r['test_accuracy'])}  ({val}; {r['steps']} steps, best at step {r['best_step']})")
     if "prompt" in r:
         out.append(f"{'hand-written prompt:':<48} {r['hand_prompt']!r}")
         out.append(f"{'learned prompt:':<48} {r['prompt']!r}")
@@ -533,7 +572,22 @@ def summary_lines(r: dict[str, Any], run_dir: Path) -> list[str]:
                    f"above is {start} with the fitted mapping")
     gains = [f"{name}: {100 * g:+.1f} points" for name, g in r["gain_over_baselines"].items() if g is not None]
     if gains:
-        out.append("prompt over baselines (same seed and split): " + "; ".join(gains))
+        out.append(f"{'learned prompt' if text else 'prompt'} over baselines (paired: same seed and split): "
+                   + "; ".join(gains))
+    probe = next((b for b in r["baselines"] if b["name"].startswith("text probe") and b["accuracy"] is not None),
+                 None)
+    if text and probe is not None and not r["kept_theta0"]:  # what the search added beyond the readout alone
+        g = 100 * (r["test_accuracy"] - probe["accuracy"])
+        same = probe["mapping"] == r["config"]["mapping"]["name"]
+        if g > 0:
+            out.append(f"the learned prompt beats the text probe by {g:+.1f} points on this split"
+                       + (" (the same readout on the hand-written prompt): the search paid" if same else ""))
+        elif same:
+            out.append(f"the prompt search did NOT beat the text probe on this split ({g:+.1f} points): the gain "
+                       f"over zero-shot is the readout's, not the learned prompt's")
+        else:
+            out.append(f"the learned prompt + {r['config']['mapping']['name']} stays under the text probe on this "
+                       f"split ({g:+.1f} points): a readout of the hand-written prompt's answers reads more")
     if "whitebox" in r:
         wb = r["whitebox"]
         out.append(f"{'white-box ceiling (NOT black-box):':<48} "

@@ -2,10 +2,12 @@
 
 A language model has no "no prompt" in the image sense: the text the user wrote around the input *is*
 the starting point, so the bars a learned prompt must beat are that prompt read through the run's own
-mapping (zero-shot for a verbalizer, calibrated / fitted for the others) and the text probe — a linear
+mapping (zero-shot for a verbalizer, calibrated / fitted for the others), the text probe — a linear
 readout over the answers to the hand-written prompt (``token-linear`` for a token oracle, ``linear`` on
-class scores otherwise). Both read the same θ₀ answers: one query per training and test text, charged
-to the ``baseline`` phase.
+class scores otherwise) — and, when the run's mapping is not the verbalizer, the zero-shot verbalizer with
+the class names as label words (so a run with a learned readout still shows what the prompt alone reads;
+skipped, and said so, when a class name is not one token). All read the same θ₀ answers: one query per
+training and test text, charged to the ``baseline`` phase.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["text_baselines", "probe_mapping", "run_text_baselines"]
+__all__ = ["text_baselines", "probe_mapping", "run_text_baselines", "label_word_note"]
 
 KIND = "hand-prompt"
+#: the zero-shot reading every text run on a token oracle shows
+ZERO_SHOT = "verbalizer"
 
 
 def probe_mapping(oracle: Any) -> str:
@@ -35,19 +41,41 @@ def _make(name: str, oracle: Any, train: Any, params: dict[str, Any], seed: int)
                         **{**token_mapping_params(name, oracle), **params})
 
 
+def _params(cfg: Any, mapping: str, train: Any) -> dict[str, Any]:
+    """A baseline mapping's parameters: the run's own for the run's mapping, the class names as the
+    zero-shot verbalizer's label words, the defaults otherwise."""
+    if mapping == cfg.mapping.name:
+        return dict(cfg.mapping.params)
+    if mapping == ZERO_SHOT:
+        return {"words": tuple(train.classes)}
+    return {}
+
+
 def text_baselines(cfg: Any, oracle: Any, train: Any) -> list[dict[str, Any]]:
     """The baselines a text run measures (``kind`` ``hand-prompt``) and the image-only ones it skips, said so."""
     from ..exposure import ExposureError
+    from ..mapping.tokens import TokenMappingError
+    from ..vocab import TokenOracle
 
     probe = probe_mapping(oracle)
-    wanted = [(f"hand-written prompt + {cfg.mapping.name} mapping", cfg.mapping.name)]
-    if probe != cfg.mapping.name:
-        wanted.append((f"text probe (hand-written prompt + {probe})", probe))
+    probe_name = f"text probe (hand-written prompt + {probe})"
+    wanted = []
+    if cfg.mapping.name != ZERO_SHOT and isinstance(oracle, TokenOracle):
+        wanted.append((f"hand-written prompt + verbalizer, zero-shot (label words: {'/'.join(train.classes)})",
+                       ZERO_SHOT))
+    if cfg.mapping.name != probe:
+        wanted.insert(0, (f"hand-written prompt + {cfg.mapping.name} mapping", cfg.mapping.name))
+    wanted.append((probe_name, probe))  # the run's own mapping when it is the probe's: same θ₀, same readout
     out = []
     for name, mapping in wanted:
-        params = dict(cfg.mapping.params) if mapping == cfg.mapping.name else {}
-        m = _make(mapping, oracle, train, params, cfg.task.seed)
         skipped = None
+        try:
+            m = _make(mapping, oracle, train, _params(cfg, mapping, train), cfg.task.seed)
+        except TokenMappingError as e:
+            if mapping == cfg.mapping.name:
+                raise
+            out.append({"name": name, "kind": KIND, "mapping": mapping, "skipped": f"skipped: {e}"})
+            continue
         try:
             m.check(oracle)
         except ExposureError:
@@ -63,9 +91,26 @@ def text_baselines(cfg: Any, oracle: Any, train: Any) -> list[dict[str, Any]]:
     return out
 
 
+def label_word_note(mapping: Any, resp: Any) -> str | None:
+    """For a verbalizer read from top-k answers: how often a label word was among the shown tokens, when not
+    always. A row that shows none scores every class alike and goes to class 0, so a zero-shot accuracy
+    built mostly of such rows measures the tie rule, not the model's reading; the summary says so."""
+    from ..mapping.tokens import Verbalizer
+
+    if not isinstance(mapping, Verbalizer) or resp.indices is None or not len(resp):
+        return None
+    ids = np.array([i for t in mapping.class_ids for i in t])
+    shown = float(np.isin(resp.indices, ids).any(axis=1).mean())
+    if shown >= 1.0:
+        return None
+    return (f"a label word was among the top-{resp.indices.shape[1]} tokens of {100 * shown:.0f}% of the test "
+            f"answers; the others are ties, given to the first class")
+
+
 def run_text_baselines(cfg: Any, oracle: Any, transform: Any, train: Any, test: Any,
-                       baselines: list[dict[str, Any]]) -> dict[str, float]:
-    """Accuracy on ``test`` of every measured hand-prompt baseline, by name (θ₀ answers queried once)."""
+                       baselines: list[dict[str, Any]], notes: dict[str, str] | None = None) -> dict[str, float]:
+    """Accuracy on ``test`` of every measured hand-prompt baseline, by name (θ₀ answers queried once);
+    ``notes`` collects what a reader must know to read one (:func:`label_word_note`)."""
     from ..objective import accuracy_of
 
     todo = [b for b in baselines if b["kind"] == KIND and not b["skipped"]]
@@ -76,8 +121,10 @@ def run_text_baselines(cfg: Any, oracle: Any, transform: Any, train: Any, test: 
     r_test = oracle(transform.apply(theta0, list(test.x)), phase="baseline")
     out = {}
     for b in todo:
-        params = dict(cfg.mapping.params) if b["mapping"] == cfg.mapping.name else {}
-        m = _make(b["mapping"], oracle, train, params, cfg.task.seed).fit(r_train, train.y)
+        m = _make(b["mapping"], oracle, train, _params(cfg, b["mapping"], train), cfg.task.seed).fit(r_train, train.y)
         out[b["name"]] = accuracy_of(m.predict(r_test), test.y)
+        note = label_word_note(m, r_test)
+        if note is not None and notes is not None:
+            notes[b["name"]] = note
         logger.info("%s: test accuracy %.4f", b["name"], out[b["name"]])
     return out

@@ -28,6 +28,6 @@ text prompts implement too.
 from . import additive, coordinator, none, soft_prompt, text_prompt, unet, views  # noqa: F401  (registers the built-in transforms)
 from .base import CanvasConfig, Transform, TransformError
 from .protocol import BuiltFromOracle, InputTransform, concat_inputs
-from .registry import TRANSFORMS, make_transform, register_transform
+from .registry import TRANSFORMS, build_transform, make_transform, register_transform
 
-__all__ = ["InputTransform", "BuiltFromOracle", "concat_inputs", "Transform", "TransformError", "CanvasConfig", "TRANSFORMS", "make_transform", "register_transform"]
+__all__ = ["InputTransform", "BuiltFromOracle", "concat_inputs", "Transform", "TransformError", "CanvasConfig", "TRANSFORMS", "build_transform", "make_transform", "register_transform"]

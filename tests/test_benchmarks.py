@@ -189,3 +189,21 @@ def test_text_benchmark_headline_says_how_often_the_top_k_showed_a_label_word(te
     assert head["label_word_shown"] == pytest.approx(0.10) and head["hand_prompt_all_logprobs_accuracy"] == 0.55
     head = text_bench.report([_text_row(0, "hand prompt", 0.5)])  # rows saved before the field existed
     assert head["label_word_shown"] is None and head["hand_prompt_all_logprobs_accuracy"] is None
+
+
+def test_text_benchmark_says_when_the_search_kept_the_hand_prompt_and_pairs_it_with_the_probe(text_bench, capsys):
+    """Hand-worked: seed 0 kept θ₀ (its prompt is the hand prompt) and scored 0.70 against a probe of 0.70;
+    seed 1 moved and scored 0.75 against 0.65 -> kept 1/2, paired Δ = mean(0, +10) = +5.0, 1 of 2 seeds above.
+    The headline prefers the cell run on more seeds over a better one-seed cell."""
+    moved = dict(_text_row(1, "learned prompt", 0.75, "bdpl", mapping="token-linear", calls=10),
+                 prompt="Review: great {x}\nSentiment:", budget=1500)
+    rows = [_text_row(s, "hand prompt", 0.5) for s in (0, 1)] + \
+           [_text_row(0, "text probe", 0.7, mapping="token-linear"), _text_row(1, "text probe", 0.65, mapping="token-linear"),
+            dict(_text_row(0, "learned prompt", 0.7, "bdpl", mapping="token-linear", calls=10), budget=1500), moved,
+            dict(_text_row(0, "learned prompt", 0.9, "greedy", mapping="token-linear", calls=10), budget=1500)]
+    head = text_bench.report(rows)
+    table = capsys.readouterr().out
+    assert "| mr | learned prompt | bdpl | token-linear | 1500 | 72.5 ± 3.5 | 160 | 10 | 2 | 1/2 | +5.0 (1/2) |" in table
+    assert "| mr | learned prompt | greedy | token-linear | 1500 | 90.0 | 160 | 10 | 1 | 1/1 | +20.0 (1/1) |" in table
+    assert head["learned_with"] == "bdpl + token-linear at 1500 queries"
+    assert head["learned_prompt_accuracy"] == pytest.approx(0.725)

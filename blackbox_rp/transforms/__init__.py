@@ -25,7 +25,7 @@ text prompts implement too.
 
 from . import additive, coordinator, none, text_prompt, unet, views  # noqa: F401  (registers the built-in transforms)
 from .base import CanvasConfig, Transform, TransformError
-from .protocol import InputTransform, concat_inputs
+from .protocol import DifferentiableTransform, InputTransform, concat_inputs
 from .registry import TRANSFORMS, make_transform, register_transform
 
-__all__ = ["InputTransform", "concat_inputs", "Transform", "TransformError", "CanvasConfig", "TRANSFORMS", "make_transform", "register_transform"]
+__all__ = ["InputTransform", "DifferentiableTransform", "concat_inputs", "Transform", "TransformError", "CanvasConfig", "TRANSFORMS", "make_transform", "register_transform"]

@@ -186,6 +186,19 @@ def test_it_cannot_be_driven_by_ask_tell_or_minimize_and_says_why():
         make("zo-chain", 3, directions="cube")
 
 
+def test_grid_directions_are_block_constant_and_need_a_side_that_is_a_multiple():
+    opt = make("zo-chain", 3, seed=0, q=2, grid=4)
+    u = opt.draw(5, (1, 1, 8, 8))
+    assert u.shape == (2, 5, 1, 1, 8, 8)
+    blocks = u.reshape(2, 5, 1, 1, 4, 2, 4, 2)
+    assert np.array_equal(blocks, np.broadcast_to(blocks[..., :1, :, :1], blocks.shape))  # constant on 2×2 blocks
+    assert not np.array_equal(u[0, 0], u[0, 1])  # each example its own directions
+    with pytest.raises(ConfigError, match="multiple"):
+        opt.draw(5, (1, 1, 9, 9))
+    with pytest.raises(ConfigError, match="grid must be a positive int"):
+        make("zo-chain", 3, grid=0)
+
+
 def test_per_example_losses_need_a_loss_that_decomposes():
     d = _data(4)
     t, theta = _unet()

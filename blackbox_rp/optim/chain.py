@@ -96,6 +96,10 @@ class ZOChainConfig(OptimizerConfig):
     mu: forward-difference step at the model's inputs (default 0.005, for [0, 1] pixels; float32 answers
         keep the difference's rounding noise near 1e-4 of a loss unit at this step).
     directions: "gaussian" (default) or "sphere" (unit directions scaled by the input's dimension).
+    grid: None (default) draws every direction in the model's full input space; an int g draws it on a
+        g×g grid per channel and repeats each cell over its block of the S×S image (S a multiple of g):
+        the estimate is then of the gradient's block-constant part (unbiased for that projection, times
+        the block's area), with (S/g)² times less variance — fewer dimensions, each one coarser.
     lr: Adam's step size on θ (default 0.01: REFINE's U-Net white-box ceiling uses it).
     beta1, beta2, eps: Adam's moment decays and stabiliser (defaults 0.9, 0.999, 1e-8).
     """
@@ -103,6 +107,7 @@ class ZOChainConfig(OptimizerConfig):
     q: int = 8
     mu: float = 0.005
     directions: str = "gaussian"
+    grid: int | None = None
     lr: float = 0.01
     beta1: float = 0.9
     beta2: float = 0.999
@@ -113,6 +118,8 @@ class ZOChainConfig(OptimizerConfig):
         check(isinstance(self.q, int) and self.q >= 1, f"q must be a positive int, got {self.q!r}")
         check(self.mu > 0, f"mu must be positive, got {self.mu}")
         check_choice("directions", self.directions, ("gaussian", "sphere"))
+        check(self.grid is None or (isinstance(self.grid, int) and self.grid >= 1),
+              f"grid must be a positive int or None, got {self.grid!r}")
         check(self.lr > 0, f"lr must be positive, got {self.lr}")
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1 and beta2 must be in [0, 1)")
         check(self.eps > 0, f"eps must be positive, got {self.eps}")
@@ -143,10 +150,21 @@ class ZOChain(InputGradientOptimizer):
         return self.x.copy()
 
     def draw(self, n_examples: int, example_shape: tuple[int, ...]) -> np.ndarray:
-        u = self.rng.standard_normal((self.config.q, n_examples, *example_shape))
+        g, q = self.config.grid, self.config.q
+        shape = tuple(example_shape)
+        if g is not None:
+            side = shape[-1]
+            if len(shape) < 2 or shape[-2] != side or side % g:
+                raise ConfigError(f"{self.name}: grid={g} needs square model inputs whose side is a multiple of "
+                                  f"it; the inputs are {shape}")
+            shape = (*shape[:-2], g, g)
+        u = self.rng.standard_normal((q, n_examples, *shape))
         if self.config.directions == "sphere":
-            flat = u.reshape(self.config.q, n_examples, -1)
+            flat = u.reshape(q, n_examples, -1)
             flat *= np.sqrt(flat.shape[-1]) / np.linalg.norm(flat, axis=-1, keepdims=True)
+        if g is not None:  # each cell over its (S/g)×(S/g) block
+            k = example_shape[-1] // g
+            u = np.repeat(np.repeat(u, k, axis=-2), k, axis=-1)
         return u.astype(np.float32)
 
     def input_gradients(self, losses: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -202,8 +220,8 @@ def chain_gradient(opt: InputGradientOptimizer, transform: Any, objective: Any, 
     theta = torch.tensor(opt.recommend(), dtype=torch.float32, requires_grad=True)
     z = transform.torch_forward(theta, torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)))
     z0 = z.detach().numpy().astype(np.float32)
-    example = z0.reshape(n, -1)                                  # one example = its `views` model inputs
-    u = opt.draw(n, example.shape[1:])                           # (q, n, views·C·S·S)
+    example = z0.reshape(n, views, *z0.shape[1:])                # one example = its `views` model inputs
+    u = opt.draw(n, example.shape[1:])                           # (q, n, views, C, S, S)
     spec = objective.oracle.input_spec
     moved = np.clip(example[None] + np.float32(opt.mu) * u, spec.low, spec.high).astype(np.float32)
     clipped = float(np.mean(moved != example[None] + np.float32(opt.mu) * u))

@@ -100,7 +100,8 @@ class ZOChainConfig(OptimizerConfig):
         g×g grid per channel and repeats each cell over its block of the S×S image (S a multiple of g):
         the estimate is then of the gradient's block-constant part (unbiased for that projection, times
         the block's area), with (S/g)² times less variance — fewer dimensions, each one coarser.
-    lr: Adam's step size on θ (default 0.01: REFINE's U-Net white-box ceiling uses it).
+    lr: Adam's step size on θ (default 0.03; measured on black-box REFINE with the U-Net, badnets, 2,000
+        benign images, 10⁵ queries: 21% clean accuracy against 15% at 0.01, which the white-box ceiling uses).
     beta1, beta2, eps: Adam's moment decays and stabiliser (defaults 0.9, 0.999, 1e-8).
     """
 
@@ -108,7 +109,7 @@ class ZOChainConfig(OptimizerConfig):
     mu: float = 0.005
     directions: str = "gaussian"
     grid: int | None = None
-    lr: float = 0.01
+    lr: float = 0.03
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8

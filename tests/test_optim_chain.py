@@ -101,6 +101,10 @@ def test_directions_come_from_the_seed_and_the_update_is_adam():
     moved = np.abs(opt.recommend() - theta)
     nz = np.abs(g[0]) > 1e-6
     assert np.allclose(moved[nz], 0.01, rtol=1e-3) and opt.step == 1
+    slow = make("zo-chain", t.dim, seed=0, x0=theta, lr=0.01, decay=0.5)
+    for _ in range(4):
+        slow.apply_gradient(g[0])  # a constant gradient: Adam's normalised step is lr_k = lr / k^0.5
+    assert np.allclose(np.abs(slow.recommend() - theta)[nz], 0.01 * sum(k ** -0.5 for k in range(1, 5)), rtol=1e-3)
     state = opt.state_dict()
     again = make("zo-chain", t.dim, seed=0, x0=theta, lr=0.01)
     again.load_state_dict(state)

@@ -41,7 +41,9 @@ the benign images, and its agreement with the model grows with their number (abo
 agreement from 1,600 images, with a 6k- or a 24k-weight net; 86% and 81.5% clean from 8,000, 1 point
 short of the goal of 5 below the backdoored model's). Through queries
 alone neither transform gets far: zeroth-order search of thousands of weights (or of a random
-subspace, whose own white-box ceiling is lower) within 10⁵ queries stays near chance agreement.
+subspace, whose own white-box ceiling is lower) within 10⁵ queries stays near chance agreement;
+``optimizer="zo-chain"`` (zeroth order per image at the model's input, exact backprop through the U-Net)
+does best, 21% clean from 2,000 images and 31% from 8,000, and stalls there up to 10⁶ queries.
 
 Example (seconds on a CPU)::
 

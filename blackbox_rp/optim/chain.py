@@ -102,9 +102,10 @@ class ZOChainConfig(OptimizerConfig):
         the block's area), with (S/g)² times less variance — fewer dimensions, each one coarser.
     lr: Adam's step size on θ (default 0.03; measured on black-box REFINE with the U-Net, badnets, 2,000
         benign images, 10⁵ queries: 21% clean accuracy against 15% at 0.01, which the white-box ceiling uses).
-    decay: lr_k = lr / (k+1)^decay (default 0.0, a constant step). Why: the estimate's noise does not shrink
-        as the per-example gradients start to cancel, so a constant step stalls at a noise floor (measured:
-        the best validation point of a 960-step run came at step 280).
+    decay: lr_k = lr / (k+1)^decay (default 0.3). Why: the estimate's noise does not shrink as the
+        per-example gradients start to cancel, so a constant step stalls at a noise floor (measured on
+        black-box REFINE, badnets, 2,000 benign images: with decay 0, the best validation point of a 3,233-step
+        run came at step 280, 21% clean accuracy; with 0.3, 39% at 3·10⁵ queries; 0.5 from lr 0.1 diverged).
     beta1, beta2, eps: Adam's moment decays and stabiliser (defaults 0.9, 0.999, 1e-8).
     """
 
@@ -113,7 +114,7 @@ class ZOChainConfig(OptimizerConfig):
     directions: str = "gaussian"
     grid: int | None = None
     lr: float = 0.03
-    decay: float = 0.0
+    decay: float = 0.3
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8

@@ -60,6 +60,7 @@ def _exact_gradient(t, theta, oracle, mapping, d) -> np.ndarray:
     return th.grad.double().numpy()
 
 
+@pytest.mark.slow
 def test_the_mean_estimate_is_the_exact_chain_rule_gradient_and_each_step_costs_b_times_q_plus_1():
     d = _data(8)
     t, theta = _unet()
@@ -131,6 +132,7 @@ def test_the_reprogrammer_drives_it_under_the_budget_with_b_times_q_plus_1_queri
     assert not np.array_equal(rp.optimizer.recommend(), rp.transform.init_theta())  # it moved
 
 
+@pytest.mark.slow
 def test_it_learns_on_the_tiny_problem():
     """Not just unbiased: steps of the estimate lower the training loss (REFINE's: the model's own answers,
     through a derangement, from the transformed images)."""

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from ..exposure import Response
+from ..transforms.protocol import DifferentiableTransform
 from .base import ConfigError, Optimizer, OptimizerConfig, check, check_choice, register
 from .fields import check_types
 
@@ -217,8 +218,6 @@ def chain_gradient(opt: InputGradientOptimizer, transform: Any, objective: Any, 
     gradients at the model's inputs (``len(yb)·views·(q+1)`` queries, one oracle batch, through
     ``objective``), then one exact vector–Jacobian product through ``transform.torch_forward``."""
     import torch
-
-    from ..transforms.protocol import DifferentiableTransform
 
     if not isinstance(transform, DifferentiableTransform):
         raise ConfigError(f"optimizer {opt.name!r} backpropagates through the transform, and transform "

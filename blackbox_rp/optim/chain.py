@@ -106,7 +106,8 @@ class ZOChainConfig(OptimizerConfig):
     decay: lr_k = lr / (k+1)^decay (default 0.3). Why: the estimate's noise does not shrink as the
         per-example gradients start to cancel, so a constant step stalls at a noise floor (measured on
         black-box REFINE, badnets, 2,000 benign images: with decay 0, the best validation point of a 3,233-step
-        run came at step 280, 21% clean accuracy; with 0.3, 39% at 3·10⁵ queries; 0.5 from lr 0.1 diverged).
+        run came at step 280, 21% clean accuracy; with 0.3, 39% at 3·10⁵ queries; 0.5 from lr 0.1 diverged;
+        but with 8,000 images 0.3 gave 26% against 31% for 0 — one seed each: a lead, not a settled choice).
     beta1, beta2, eps: Adam's moment decays and stabiliser (defaults 0.9, 0.999, 1e-8).
     """
 

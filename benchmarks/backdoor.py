@@ -16,6 +16,7 @@ within 5 points of the backdoored model's, at a stated budget.
 
     python benchmarks/backdoor.py --quick                       # < 2 minutes
     python benchmarks/backdoor.py --rows runs/backdoor.jsonl    # the full grid, resumable
+    python benchmarks/backdoor.py --optimizer zo-chain --budgets 100000,300000,1000000   # the chain-rule estimator
 
 ``--rows FILE`` gets one JSON line per finished cell; a run started again with the
 same file skips the cells it holds (so a long grid runs in pieces, and
@@ -179,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--transform", default="unet", help="REFINE's input transformation (default unet; the "
                    "2026-11-29 rows used full)")
     p.add_argument("--transform-param", action="append", default=None, metavar="KEY=VALUE")
-    p.add_argument("--optimizer", default="zo-adam")
+    p.add_argument("--optimizer", default="zo-adam",
+                   help="black-box REFINE's optimizer: zo-adam (RGE on θ), zo-chain (zeroth order per image at the "
+                        "model's input, exact backprop through the transform), spsa-gc, cma, ...")
     p.add_argument("--optimizer-param", action="append", default=None, metavar="KEY=VALUE",
                    help="zo-adam default: q=8 mu=0.01 lr=0.01 for unet (not tuned: no setting tried reached 20%% "
                         "agreement); q=4 mu=0.05 lr=0.3 for full (chosen on seed 0's held-out benign agreement at "

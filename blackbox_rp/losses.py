@@ -38,7 +38,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LOSSES", "make_loss", "LossConfig", "EPS"]
+__all__ = ["LOSSES", "make_loss", "Loss", "LossConfig", "EPS"]
 
 #: floor on probabilities before taking logs
 EPS = 1e-12
@@ -74,28 +74,29 @@ def _true(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.maximum(scores[np.arange(len(y)), y], EPS)
 
 
-def _ce(scores: np.ndarray, y: np.ndarray, cfg: LossConfig) -> float:
-    return float(-np.log(_true(scores, y)).mean())
+# each returns one loss per example (row); the loss of a batch is their mean
+def _ce(scores: np.ndarray, y: np.ndarray, cfg: LossConfig) -> np.ndarray:
+    return -np.log(_true(scores, y))
 
 
-def _focal(scores: np.ndarray, y: np.ndarray, cfg: LossConfig) -> float:
+def _focal(scores: np.ndarray, y: np.ndarray, cfg: LossConfig) -> np.ndarray:
     p = _true(scores, y)
-    return float((-(1.0 - p) ** cfg.gamma * np.log(p)).mean())
+    return -(1.0 - p) ** cfg.gamma * np.log(p)
 
 
-def _hinge(scores: np.ndarray, y: np.ndarray, cfg: LossConfig) -> float:
+def _hinge(scores: np.ndarray, y: np.ndarray, cfg: LossConfig) -> np.ndarray:
     logp = np.log(np.maximum(scores, EPS))
     rows = np.arange(len(y))
     true = logp[rows, y].copy()
     logp[rows, y] = -np.inf
-    return float(np.maximum(0.0, cfg.margin - (true - logp.max(axis=1))).mean())
+    return np.maximum(0.0, cfg.margin - (true - logp.max(axis=1)))
 
 
-def _neg_acc(scores: np.ndarray, y: np.ndarray, cfg: LossConfig) -> float:
-    return -float((scores.argmax(axis=1) == y).mean())
+def _neg_acc(scores: np.ndarray, y: np.ndarray, cfg: LossConfig) -> np.ndarray:
+    return -(scores.argmax(axis=1) == y).astype(np.float64)
 
 
-_FNS: dict[str, Callable[[np.ndarray, np.ndarray, LossConfig], float]] = {
+_FNS: dict[str, Callable[[np.ndarray, np.ndarray, LossConfig], np.ndarray]] = {
     "ce": _ce, "focal": _focal, "hinge": _hinge, "neg-acc": _neg_acc,
 }
 
@@ -103,19 +104,37 @@ _FNS: dict[str, Callable[[np.ndarray, np.ndarray, LossConfig], float]] = {
 LOSSES: tuple[str, ...] = tuple(_FNS)
 
 
-def make_loss(name: str, **params: Any) -> LossFn:
-    """The loss ``name`` as a function ``(scores, y) -> float``; ``params`` are :class:`LossConfig` fields."""
+class Loss:
+    """A loss that is a mean over examples: ``loss(scores, y)`` is the batch's float, ``per_example(scores, y)``
+    the (n,) losses it averages.
+
+    Why the per-example form is part of the interface: an estimator that perturbs each example's model
+    input on its own (``zo-chain``) needs each example's loss, not the batch's mean; a plain callable does
+    not say whether it decomposes, so such estimators accept only a :class:`Loss`.
+    """
+
+    def __init__(self, name: str, fn: Callable[[np.ndarray, np.ndarray, LossConfig], np.ndarray], cfg: LossConfig):
+        self.name, self._fn, self.config = name, fn, cfg
+        self.__name__ = f"loss_{name.replace('-', '_')}"
+
+    def per_example(self, scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(n,) float64: each example's loss."""
+        s, yy = _check(scores, y)
+        return np.asarray(self._fn(s, yy, self.config), dtype=np.float64)
+
+    def __call__(self, scores: np.ndarray, y: np.ndarray) -> float:
+        return float(self.per_example(scores, y).mean())
+
+    def __repr__(self) -> str:
+        return f"Loss({self.name!r}, {self.config})"
+
+
+def make_loss(name: str, **params: Any) -> Loss:
+    """The loss ``name`` as a :class:`Loss` (``(scores, y) -> float``, and ``.per_example``); ``params`` are
+    :class:`LossConfig` fields."""
     if name not in _FNS:
         raise ValueError(f"unknown loss {name!r}; available: {list(LOSSES)}")
     unknown = sorted(set(params) - set(LossConfig.__dataclass_fields__))
     if unknown:
         raise ValueError(f"unknown loss parameter(s) {unknown}; accepted: {list(LossConfig.__dataclass_fields__)}")
-    cfg = LossConfig(**params)
-    fn = _FNS[name]
-
-    def loss(scores: np.ndarray, y: np.ndarray) -> float:
-        s, yy = _check(scores, y)
-        return fn(s, yy, cfg)
-
-    loss.__name__ = f"loss_{name.replace('-', '_')}"
-    return loss
+    return Loss(name, _FNS[name], LossConfig(**params))

@@ -71,6 +71,28 @@ class Objective:
                   for j in range(len(cands))]
         return Scored(losses, resp, np.tile(yb, len(cands)))
 
+    def example_losses(self, inputs: Any, yb: np.ndarray, blocks: int, phase: str = "train") -> tuple[np.ndarray, Response]:
+        """Each example's loss at ``blocks`` sets of model inputs, sent in one oracle batch.
+
+        ``inputs`` are model inputs already made (not θ): ``blocks`` consecutive blocks of
+        ``len(yb) · views`` rows, each a version of the minibatch ``yb`` (e.g. its transformed images, then
+        those images perturbed). Returns (losses of shape (blocks, len(yb)), the answers). This is what an
+        estimator that perturbs the model's inputs per example (``zo-chain``) needs; the queries go
+        through the oracle, its ledger and journal like every other.
+        """
+        from .losses import Loss
+
+        if not isinstance(self.loss_fn, Loss):
+            raise ValueError("per-example losses need a loss built by blackbox_rp.losses.make_loss (a Loss with "
+                             f"per_example); this objective's loss is {self.loss_fn!r}")
+        rows = len(yb) * self.transform.views
+        if len(inputs) != blocks * rows:
+            raise ValueError(f"{blocks} blocks of {rows} model inputs expected, got {len(inputs)}")
+        resp = self.oracle(inputs, phase=phase)
+        losses = np.stack([self.loss_fn.per_example(self.mapping.scores(resp.take(slice(j * rows, (j + 1) * rows))), yb)
+                           for j in range(blocks)])
+        return losses, resp
+
     def accuracy(self, theta: np.ndarray, x: Any, y: np.ndarray, phase: str) -> tuple[float, Response]:
         resp = self.respond(theta, x, phase)
         return accuracy_of(self.mapping.predict(resp), y), resp

@@ -60,6 +60,8 @@ from .loop import Loop, StopLoop
 from .losses import LOSSES, make_loss
 from .mapping.base import TrainableMapping
 from .objective import Objective, accuracy_of
+from .optim.chain import InputGradientOptimizer, chain_gradient
+from .transforms.protocol import DifferentiableTransform
 
 if TYPE_CHECKING:
     from .transforms.protocol import InputTransform
@@ -308,6 +310,10 @@ class Reprogrammer:
         if optimizer.space != space:
             raise ValueError(f"optimizer searches {optimizer.space.describe_short()} but transform "
                              f"{transform.name!r}'s θ is {space.describe_short()}")
+        if isinstance(optimizer, InputGradientOptimizer) and not isinstance(transform, DifferentiableTransform):
+            raise ValueError(f"optimizer {optimizer.name!r} backpropagates through the transform, but transform "
+                             f"{transform.name!r} has no torch form (it is not differentiable in θ); choose an "
+                             f"image transform (unet, full, lowdim, ...) or another optimizer (zo-adam, spsa-gc, ...)")
         self.transform, self.oracle, self.mapping, self.optimizer = transform, oracle, mapping, optimizer
         self.loss_fn = make_loss(cfg.loss, **dict(cfg.loss_params))
         self.objective = Objective(transform, oracle, mapping, self.loss_fn, eval_batch=cfg.eval_batch)
@@ -466,16 +472,23 @@ class Reprogrammer:
         return self.result
 
     def _step(self, xb: Any, yb: np.ndarray, window: list[tuple[Response, np.ndarray]]) -> float:
-        """One optimizer step: all candidates on the same minibatch, in one oracle batch."""
-        cands = self.optimizer.ask()
-        scored = self.objective.score(cands, xb, yb)
-        self.optimizer.tell(cands, scored.losses)
+        """One optimizer step: all candidates on the same minibatch, in one oracle batch (for an optimizer that
+        learns from gradients at the model's inputs, the minibatch and its perturbed inputs, in one batch)."""
+        if isinstance(self.optimizer, InputGradientOptimizer):
+            est = chain_gradient(self.optimizer, self.transform, self.objective, xb, yb)
+            self.optimizer.apply_gradient(est.gradient)
+            answers, labels, losses = est.answers, est.labels, [est.loss]
+        else:
+            cands = self.optimizer.ask()
+            scored = self.objective.score(cands, xb, yb)
+            self.optimizer.tell(cands, scored.losses)
+            answers, labels, losses = scored.answers, scored.labels, scored.losses
         if self.refit == "joint":
-            self.mapping.train_step(scored.answers, scored.labels, self.config.readout_lr)
-        window.append((scored.answers, scored.labels))
+            self.mapping.train_step(answers, labels, self.config.readout_lr)
+        window.append((answers, labels))
         while sum(len(y) for _, y in window) - len(window[0][1]) >= self.config.refit_window:
             window.pop(0)
-        return float(np.mean(scored.losses))
+        return float(np.mean(losses))
 
     def _final_refit(self, train: Any, yv: np.ndarray, out: Any) -> None:
         """Refit ω on all of ``train`` at the best θ; keep it only if validation does not get worse."""

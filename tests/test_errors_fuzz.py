@@ -26,6 +26,7 @@ from blackbox_rp.commands._params import parse_params
 from blackbox_rp.data import SplitConfig, from_arrays, split_dataset
 from blackbox_rp.exposure import Exposure, parse_exposure
 from blackbox_rp.optim import REGISTRY, make
+from blackbox_rp.optim.chain import InputGradientOptimizer
 from blackbox_rp.optim.base import ConfigError
 
 COVERED: Counter = Counter()
@@ -175,8 +176,12 @@ def test_param_values_build_an_optimizer_or_a_config_error(name, items, seed):
     except ConfigError as e:
         _has_message(e)
         return
-    cands = opt.ask()
-    opt.tell(cands, [float(c @ c) for c in cands])
+    if isinstance(opt, InputGradientOptimizer):  # learns from gradients the Reprogrammer assembles, not ask/tell
+        opt.apply_gradient(2 * opt.recommend() + 1.0)
+        assert np.all(np.isfinite(opt.recommend()))
+    else:
+        cands = opt.ask()
+        opt.tell(cands, [float(c @ c) for c in cands])
     opt.close()
 
 

@@ -62,6 +62,32 @@ def test_defend_cli_writes_the_defended_pipeline_and_its_metrics(fmnist, tmp_pat
                  "--out", str(tmp_path / "x")]) == 2  # --trigger without --target is refused
 
 
+def test_defend_defaults_to_refines_unet_trained_by_zo_chain(fmnist, tmp_path):
+    out = tmp_path / "default"
+    # 120 benign images: 120 pseudo-labels + the θ₀ pass over 96 + 2 validations of 24 + one step of 16 × 9
+    rc = main(["defend", "--model", "fmnist-cnn-badnets", "--n-benign", "120", "--n-eval", "100", "--budget", "420",
+               "--batch-size", "16", "--out", str(out)])
+    assert rc == 0
+    bb = json.loads((out / "results.json").read_text())["defended_blackbox"]
+    assert bb["transform"]["name"] == "unet" and bb["optimizer"] == "zo-chain"
+    assert bb["steps"] == 1 and bb["queries"] == 120 + 96 + 16 * 9 + 2 * 24
+
+
+def test_defend_plans_the_whole_budget_and_refuses_a_too_small_one_before_any_query(fmnist, tmp_path, capsys):
+    from blackbox_rp import Journal
+
+    journal = tmp_path / "j.sqlite"
+    # 200 pseudo-labels would fit in 300, the fit after them would not: refused before the first query
+    rc = main(["defend", "--model", "fmnist-cnn-badnets", "--n-benign", "200", "--n-eval", "100", "--budget", "300",
+               "--transform", "lowdim", "--trigger", "badnets", "--target", "0", "--journal", str(journal),
+               "--out", str(tmp_path / "small")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "pseudo-labels cost 200" in err and "at least" in err
+    with Journal(journal) as j:
+        assert len(j) == 0 and not list(j.calls_log())  # nothing was asked: not the pseudo-labels, not the suspect
+    assert not (tmp_path / "small" / "results.json").exists()
+
+
 @pytest.mark.slow
 def test_defend_against_a_backdoored_model_behind_blackbox_rp_serve(fmnist, tmp_path):
     pytest.importorskip("uvicorn")

@@ -88,13 +88,31 @@ def test_blackbox_refine_never_reads_labels_counts_every_query_and_keeps_the_bud
     tight = _oracle(800)
     d2 = refine_blackbox(tight, benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"}, seed=1))
     assert d2.queries <= 800 and "budget" in d2.info["stop_reason"] and d2.info["steps"] >= 1
-    # one that cannot pay for a judged step after the pseudo-labels is refused before the fit's first query
+    # one that cannot pay for the pseudo-labels and a judged step is refused before the first query
     from blackbox_rp.reprogram import BudgetTooSmall
+    from blackbox_rp.studies.refine import plan_refine
 
-    with pytest.raises(BudgetTooSmall):
-        refine_blackbox(_oracle(700), benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"}))
+    small = _oracle(700)
+    cfg = RefineConfig(transform="lowdim", transform_params={"mask": "ones"})
+    assert plan_refine(small, benign, cfg).minimum == 240 + 192 + 2 * 48 + per_step * 64
+    with pytest.raises(BudgetTooSmall, match="pseudo-labels cost 240"):
+        refine_blackbox(small, benign, cfg)
+    assert small.ledger.counts("train").queries == 0 and small.ledger.counts("validation").queries == 0
     with pytest.raises(ValueError, match="needs a bound"):
         refine_blackbox(_oracle_unbounded(), benign, RefineConfig())
+
+
+def test_blackbox_refine_with_zo_chain_reads_no_labels_and_pays_b_times_q_plus_1_per_step(benign):
+    """The chain-rule estimator in REFINE: the tripwire holds, every query is in the ledger, the budget is kept."""
+    oracle = _oracle(3000)
+    cfg = RefineConfig(transform="unet", optimizer="zo-chain", optimizer_params={"q": 3}, batch_size=16,
+                       max_steps=3, eval_every=3, seed=2)
+    d = refine_blackbox(oracle, benign, cfg)
+    led = oracle.ledger
+    assert d.black_box and d.info["optimizer"] == "zo-chain" and d.info["steps"] == 3
+    # pseudo-labels (240) + the θ₀ pass over 192 training images + 3 steps × 16 × (3+1) + 2 validations of 48
+    assert led.counts("train").queries == 240 + 192 + 3 * 16 * 4
+    assert d.queries == led.counts("train").queries + led.counts("validation").queries == 240 + 192 + 192 + 96
 
 
 def _oracle_unbounded():

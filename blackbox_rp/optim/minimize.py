@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Protocol
 import numpy as np
 
 from ..loop import Loop, LoopCallback, ProgressBar
-from .base import Optimizer
+from .base import ConfigError, Optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,12 @@ def minimize(objective: Callable[[np.ndarray], float], optimizer: Optimizer, bud
     ``{"step", "queries", "fun" (best loss of this step), "mean" (mean loss of this step),
     "best" (best loss so far), "seconds"}``.
     """
+    from .chain import InputGradientOptimizer
+
+    if isinstance(optimizer, InputGradientOptimizer):
+        raise ConfigError(f"optimizer {optimizer.name!r} estimates gradients at a model's inputs and backpropagates "
+                          f"through a transform: minimize() has neither (a plain function of θ); use it through "
+                          f"the Reprogrammer, or choose zo-adam / spsa-gc here")
     if budget is not None and budget < optimizer.queries_per_step:
         raise ValueError(f"budget {budget} is smaller than one step of {optimizer.name} "
                          f"({optimizer.queries_per_step} evaluations)")

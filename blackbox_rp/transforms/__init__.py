@@ -27,7 +27,8 @@ text prompts implement too.
 
 from . import additive, coordinator, none, soft_prompt, text_prompt, unet, views  # noqa: F401  (registers the built-in transforms)
 from .base import CanvasConfig, Transform, TransformError
-from .protocol import BuiltFromOracle, InputTransform, concat_inputs
+from .protocol import BuiltFromOracle, DifferentiableTransform, InputTransform, concat_inputs
 from .registry import TRANSFORMS, build_transform, make_transform, register_transform
 
-__all__ = ["InputTransform", "BuiltFromOracle", "concat_inputs", "Transform", "TransformError", "CanvasConfig", "TRANSFORMS", "build_transform", "make_transform", "register_transform"]
+__all__ = ["InputTransform", "BuiltFromOracle", "DifferentiableTransform", "concat_inputs", "Transform", "TransformError",
+           "CanvasConfig", "TRANSFORMS", "build_transform", "make_transform", "register_transform"]

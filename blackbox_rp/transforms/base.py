@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..space import SearchSpace
-from .protocol import InputTransform
+from .protocol import DifferentiableTransform, InputTransform
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _config_from(cls: type, params: dict[str, Any], who: str) -> Any:
     return cls(**params)
 
 
-class Transform(InputTransform):
+class Transform(InputTransform, DifferentiableTransform):
     """Base of image transformations: a canvas placement plus a θ-dependent prompt.
 
     Subclasses set ``name`` and ``Config`` (a frozen dataclass deriving from

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..space import SearchSpace
 
-__all__ = ["InputTransform", "BuiltFromOracle", "concat_inputs"]
+__all__ = ["InputTransform", "BuiltFromOracle", "DifferentiableTransform", "concat_inputs"]
 
 
 class InputTransform(ABC):
@@ -80,6 +80,21 @@ class BuiltFromOracle(ABC):
     @abstractmethod
     def for_oracle(cls, train: Any, oracle: Any, *, seed: int = 0, **params: Any) -> "InputTransform":
         """The transform for target inputs like ``train``'s, feeding ``oracle`` (refused if it cannot)."""
+
+
+class DifferentiableTransform(ABC):
+    """Ability: the transform has a torch form, differentiable in θ.
+
+    Declared (not probed) because two things need it: the white-box ceiling backpropagates through the
+    transform and the model, and the ``zo-chain`` estimator backpropagates through the transform only —
+    the transform is ours, local, even when the model is a black box. Text prompts (discrete tokens) do
+    not have it.
+    """
+
+    @abstractmethod
+    def torch_forward(self, theta: Any, x: Any) -> Any:
+        """The model inputs (a float32 torch tensor, ``views`` rows per target, target-major) for targets
+        ``x`` (a torch tensor) under θ (a float32 torch tensor of shape (dim,)), differentiable in θ."""
 
 
 def concat_inputs(parts: Sequence[Any]) -> Any:

@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = dedupe(saved)
     done = {cell(r) for r in rows}
     opt_params = parse_params(args.optimizer_param, "--optimizer-param")
+    # a learned cell is named by its optimizer and the parameters given to it: one grid file holds both
+    # "bdpl samples=4" and "bdpl lr=0.1,samples=4" as different cells
+    opt_suffix = " " + ",".join(f"{k}={v}" for k, v in sorted(opt_params.items())) if opt_params else ""
     n_train, n_val, n_test = (int(v) for v in _csv(args.split))
 
     def keep(row: dict[str, Any]) -> None:
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                           prompt=prompt.readable(theta)))
             for opt in _csv(args.optimizers) if "discrete" in transforms else []:
                 for m in _csv(args.mappings):
-                    if (dataset, seed, "learned prompt", opt, m, args.budget) in done:
+                    if (dataset, seed, "learned prompt", opt + opt_suffix, m, args.budget) in done:
                         continue
                     lm.ledger = Ledger(Budget(max_queries=args.budget, phases=("train", "validation")))
                     t = time.perf_counter()
@@ -206,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                     spent = lm.ledger.snapshot()
                     ev = rp.evaluate(test)
                     rp.optimizer.close()
-                    keep(dict(base, method="learned prompt", optimizer=opt, mapping=m, budget=args.budget,
+                    keep(dict(base, method="learned prompt", optimizer=opt + opt_suffix, mapping=m, budget=args.budget,
                               test=ev["accuracy"], val=res.val_accuracy, steps=res.steps,
                               queries=spent["train"]["queries"] + spent["validation"]["queries"],
                               calls=spent["train"]["calls"] + spent["validation"]["calls"],

@@ -97,9 +97,9 @@ def test_defend_against_a_backdoored_model_behind_blackbox_rp_serve(fmnist, tmp_
                          "--no-auth", "--port", str(port), "--exposure", "probs", "--threads", "1"]
     with running_server(argv, ready_path="/healthz", timeout=120) as url:
         out = tmp_path / "api"
-        rc = main(["defend", "--model", url, "--n-benign", "120", "--n-eval", "200", "--budget", "700",
+        rc = main(["defend", "--model", url, "--n-benign", "120", "--n-eval", "200", "--budget", "1500",
                    "--transform", "lowdim", "--trigger", "badnets", "--target", "0", "--out", str(out)])
         assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert res["suspect"]["asr"]["value"] > 0.9  # the backdoor answers through the API
-    assert res["defended_blackbox"]["queries"] <= 700 and res["ledger"]["train"]["calls"] >= 1
+    assert res["defended_blackbox"]["queries"] <= 1500 and res["ledger"]["train"]["calls"] >= 1

@@ -288,14 +288,6 @@ class LlamaCppOracle(NextTokenOracle):
                          journal=journal, max_batch=max_batch)
 
     # ------------------------------------------------------------ interface
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    @property
-    def vocabulary(self) -> LlamaVocabulary:
-        return self._vocabulary
-
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d.update(model=self.model_name, model_file=str(self.model_path), n_ctx=self.n_ctx,

@@ -20,7 +20,7 @@ import numpy as np
 
 from blackbox_rp.exposure import LabelOnly, Response, TopK
 from blackbox_rp.oracle import Call, InputError, Oracle
-from blackbox_rp.vocab import TokenOracle
+from blackbox_rp.vocab import TokenOracle, Vocabulary
 
 __all__ = ["NextTokenOracle", "log_softmax", "rows_response"]
 
@@ -50,12 +50,22 @@ def rows_response(rows: np.ndarray, exposure: Any, num_classes: int) -> Response
 class NextTokenOracle(Oracle, TokenOracle):
     """Base of oracles answering the next-token distribution of a prompt (see the module docstring).
 
-    Subclasses set ``n_ctx`` and implement ``_prepare``, ``_rows``, ``identity`` and ``vocabulary``
-    (whose ``encode_prompt`` gives the ids the model evaluates: BOS + text).
+    Subclasses set ``n_ctx``, ``_identity`` and ``_vocabulary`` (whose ``encode_prompt`` gives the ids the
+    model evaluates: BOS + text) and implement ``_prepare`` and ``_rows``.
     """
 
     source_level = "logits"
     n_ctx: int
+    _identity: str
+    _vocabulary: Vocabulary
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self._vocabulary
 
     def _encode_prompt(self, i: int, text: str, extra: int = 0) -> list[int]:
         """Input ``i``'s token ids (BOS + text); ``extra`` positions (soft prompt rows) count in the context."""

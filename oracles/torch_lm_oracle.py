@@ -129,14 +129,6 @@ class TorchLMOracle(NextTokenOracle, EmbeddingOracle):
 
     # ------------------------------------------------------------ interface
     @property
-    def identity(self) -> str:
-        return self._identity
-
-    @property
-    def vocabulary(self) -> LlamaVocabulary:
-        return self._vocabulary
-
-    @property
     def hidden_size(self) -> int:
         return self._hidden
 

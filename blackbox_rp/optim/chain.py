@@ -48,6 +48,7 @@ from ..exposure import Response
 from ..transforms.protocol import DifferentiableTransform
 from .base import ConfigError, Optimizer, OptimizerConfig, check, check_choice, register
 from .fields import check_types
+from .zo import adam_moments
 
 logger = logging.getLogger(__name__)
 
@@ -192,11 +193,8 @@ class ZOChain(InputGradientOptimizer):
         if g.shape != (self.dim,) or not np.all(np.isfinite(g)):
             raise ValueError(f"{self.name}: the gradient must be {self.dim} finite values, got shape {g.shape}")
         c = self.config
-        self.m = c.beta1 * self.m + (1 - c.beta1) * g
-        self.v = c.beta2 * self.v + (1 - c.beta2) * g * g
         t = self.step + 1
-        m_hat = self.m / (1 - c.beta1 ** t)
-        v_hat = self.v / (1 - c.beta2 ** t)
+        self.m, self.v, m_hat, v_hat = adam_moments(self.m, self.v, g, t, c.beta1, c.beta2)
         self.x = self.x - c.lr / t ** c.decay * m_hat / (np.sqrt(v_hat) + c.eps)
         self.step += 1
 

@@ -46,7 +46,7 @@ from .spsa import Blocking, GainCalibration
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GradientEstimator", "EstimatorConfig", "ZOSGD", "ZOSGDConfig", "ZOAdam", "ZOAdamConfig"]
+__all__ = ["GradientEstimator", "EstimatorConfig", "ZOSGD", "ZOSGDConfig", "ZOAdam", "ZOAdamConfig", "adam_moments"]
 
 
 @dataclass(frozen=True)
@@ -305,9 +305,14 @@ class ZOAdam(_ZOBase):
 
     def _update(self, g: np.ndarray, diffs: np.ndarray, losses: np.ndarray) -> np.ndarray:
         c = self.config
-        self.m = c.beta1 * self.m + (1 - c.beta1) * g
-        self.v = c.beta2 * self.v + (1 - c.beta2) * g * g
-        t = self.step + 1
-        m_hat = self.m / (1 - c.beta1 ** t)
-        v_hat = self.v / (1 - c.beta2 ** t)
+        self.m, self.v, m_hat, v_hat = adam_moments(self.m, self.v, g, self.step + 1, c.beta1, c.beta2)
         return c.lr * m_hat / (np.sqrt(v_hat) + c.eps)
+
+
+def adam_moments(m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, beta1: float, beta2: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Adam's moment update at step ``t`` (1-based): the new (m, v) and their bias-corrected m̂, v̂.
+    The step itself (lr, its schedule, ε) stays with each optimizer."""
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    return m, v, m / (1 - beta1 ** t), v / (1 - beta2 ** t)

@@ -199,23 +199,11 @@ def main(argv: list[str] | None = None) -> int:
                 for m in _csv(args.mappings):
                     if (dataset, seed, "learned prompt", opt + opt_suffix, m, args.budget) in done:
                         continue
-                    lm.ledger = Ledger(Budget(max_queries=args.budget, phases=("train", "validation")))
-                    t = time.perf_counter()
-                    rp = Reprogrammer.build("discrete", lm, m, opt, train, seed=seed, transform_params=tparams,
-                                            mapping_params={"words": words} if m == "verbalizer" else {},
-                                            optimizer_params=opt_params, batch_size=args.batch_size,
-                                            eval_every=args.eval_every)
-                    res = rp.fit(train, val)
-                    spent = lm.ledger.snapshot()
-                    ev = rp.evaluate(test)
-                    rp.optimizer.close()
-                    keep(dict(base, method="learned prompt", optimizer=opt + opt_suffix, mapping=m, budget=args.budget,
-                              test=ev["accuracy"], val=res.val_accuracy, steps=res.steps,
-                              queries=spent["train"]["queries"] + spent["validation"]["queries"],
-                              calls=spent["train"]["calls"] + spent["validation"]["calls"],
-                              prompt=rp.transform.readable(res.theta), seconds=time.perf_counter() - t))
-                    print(f"  {dataset} seed {seed} {opt} + {m}: test {ev['accuracy']:.3f}, "
-                          f"prompt {rp.transform.readable(res.theta)!r}", file=sys.stderr, flush=True)
+                    row, shown = learned_cell(lm, "discrete", tparams, m, opt, opt_params, words, seed, train, val,
+                                              test, args)
+                    keep(dict(base, method="learned prompt", optimizer=opt + opt_suffix, mapping=m, **row))
+                    print(f"  {dataset} seed {seed} {opt} + {m}: test {row['test']:.3f}, prompt {shown!r}",
+                          file=sys.stderr, flush=True)
             if tlm is not None:
                 sparams = {"template": task["template"], "init": task.get("soft_init", ""), **soft_params}
                 soft_cells(tlm, args, base, train, val, test, words, seed, sparams, soft_opt_params, verbalizer,
@@ -244,23 +232,31 @@ def soft_cells(tlm: Any, args: argparse.Namespace, base: dict[str, Any], train: 
         for m in _csv(args.mappings):
             if (dataset, seed, "learned soft prompt", opt, m, args.budget) in done:
                 continue
-            tlm.ledger = Ledger(Budget(max_queries=args.budget, phases=("train", "validation")))
-            t = time.perf_counter()
-            rp = Reprogrammer.build("soft", tlm, m, opt, train, seed=seed, transform_params=sparams,
-                                    mapping_params={"words": words} if m == "verbalizer" else {},
-                                    optimizer_params=opt_params, batch_size=args.batch_size,
-                                    eval_every=args.eval_every)
-            res = rp.fit(train, val)
-            spent = tlm.ledger.snapshot()
-            ev = rp.evaluate(test)
-            rp.optimizer.close()
-            keep(dict(base, method="learned soft prompt", optimizer=opt, mapping=m, budget=args.budget,
-                      test=ev["accuracy"], val=res.val_accuracy, steps=res.steps,
-                      queries=spent["train"]["queries"] + spent["validation"]["queries"],
-                      calls=spent["train"]["calls"] + spent["validation"]["calls"],
-                      prompt=rp.transform.readable(res.theta), seconds=time.perf_counter() - t))
-            print(f"  {dataset} seed {seed} soft {opt} + {m}: test {ev['accuracy']:.3f} after {res.steps} steps, "
-                  f"{rp.transform.readable(res.theta)}", file=sys.stderr, flush=True)
+            row, shown = learned_cell(tlm, "soft", sparams, m, opt, opt_params, words, seed, train, val, test, args)
+            keep(dict(base, method="learned soft prompt", optimizer=opt, mapping=m, **row))
+            print(f"  {dataset} seed {seed} soft {opt} + {m}: test {row['test']:.3f} after {row['steps']} steps, "
+                  f"{shown}", file=sys.stderr, flush=True)
+
+
+def learned_cell(oracle: Any, transform: str, tparams: dict[str, Any], m: str, opt: str, opt_params: dict[str, Any],
+                 words: Any, seed: int, train: Any, val: Any, test: Any, args: argparse.Namespace
+                 ) -> tuple[dict[str, Any], str]:
+    """One learned cell, discrete or soft: fit under the budget (train + validation queries, selection on
+    validation), then test. Returns the row's figures and the learned prompt as the transform reads it."""
+    oracle.ledger = Ledger(Budget(max_queries=args.budget, phases=("train", "validation")))
+    t = time.perf_counter()
+    rp = Reprogrammer.build(transform, oracle, m, opt, train, seed=seed, transform_params=tparams,
+                            mapping_params={"words": words} if m == "verbalizer" else {},
+                            optimizer_params=opt_params, batch_size=args.batch_size, eval_every=args.eval_every)
+    res = rp.fit(train, val)
+    spent = oracle.ledger.snapshot()
+    ev = rp.evaluate(test)
+    rp.optimizer.close()
+    shown = rp.transform.readable(res.theta)
+    return dict(budget=args.budget, test=ev["accuracy"], val=res.val_accuracy, steps=res.steps,
+                queries=spent["train"]["queries"] + spent["validation"]["queries"],
+                calls=spent["train"]["calls"] + spent["validation"]["calls"],
+                prompt=shown, seconds=time.perf_counter() - t), shown
 
 
 def cell(row: dict[str, Any]) -> tuple:

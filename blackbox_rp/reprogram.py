@@ -60,7 +60,7 @@ from .loop import Loop, StopLoop
 from .losses import LOSSES, make_loss
 from .mapping.base import TrainableMapping
 from .objective import Objective, accuracy_of
-from .optim.chain import InputGradientOptimizer, chain_gradient
+from .optim.chain import InputGradientOptimizer, InputPrior, chain_gradient
 from .transforms.protocol import DifferentiableTransform
 
 if TYPE_CHECKING:
@@ -278,13 +278,19 @@ class Reprogrammer:
         oracle: any :class:`~blackbox_rp.oracle.Oracle` whose inputs are the transform's outputs.
         mapping: a :class:`~blackbox_rp.mapping.LabelMapping`; checked against the oracle's exposure now.
         optimizer: an :class:`~blackbox_rp.optim.Optimizer` of dimension ``transform.dim``, or a
-            registered name (then built with ``seed`` and ``x0 = transform.init_theta()``).
+            registered name (then built with ``seed`` and ``x0 = theta0``).
         loss: shorthand for ``config.loss``.
         config: a :class:`ReprogramConfig`; keyword arguments override its fields.
+        theta0: where the fit starts — the point step 0 validates, and what "kept θ₀" means — by default
+            ``transform.init_theta()``; a warm start (e.g. black-box REFINE's surrogate) passes its θ. An
+            optimizer given built must start there (``x0=theta0``).
+        input_prior: for an optimizer that estimates gradients at the model's inputs (zo-chain), a guess of
+            those gradients (e.g. a surrogate's) that it spends one direction per example on.
     """
 
     def __init__(self, transform: Any, oracle: Any, mapping: Any, optimizer: Any, loss: str | None = None,
-                 config: ReprogramConfig | None = None, **overrides: Any):
+                 config: ReprogramConfig | None = None, theta0: np.ndarray | None = None,
+                 input_prior: InputPrior | None = None, **overrides: Any):
         from .optim import make
 
         cfg = config or ReprogramConfig()
@@ -305,8 +311,15 @@ class Reprogrammer:
         if mapping.views != transform.views:
             raise ValueError(f"transform {transform.name!r} shows each input {transform.views} way(s) but mapping "
                              f"{mapping.name!r} reads {mapping.views} answer(s) per input; build both with the same views")
+        start = np.asarray(transform.init_theta() if theta0 is None else theta0, dtype=np.float64)
+        if theta0 is not None and start.shape != np.shape(transform.init_theta()):
+            raise ValueError(f"theta0 has shape {start.shape}; transform {transform.name!r}'s θ has shape "
+                             f"{np.shape(transform.init_theta())}")
         if isinstance(optimizer, str):
-            optimizer = make(optimizer, space, seed=cfg.seed, x0=transform.init_theta())
+            optimizer = make(optimizer, space, seed=cfg.seed, x0=start)
+        elif theta0 is not None and not np.array_equal(np.asarray(optimizer.recommend(), dtype=np.float64), start):
+            raise ValueError(f"the fit is told to start at theta0, but optimizer {optimizer.name!r} was built at "
+                             f"another point: build it with x0=theta0 (or pass its name and let the fit build it)")
         if optimizer.space != space:
             raise ValueError(f"optimizer searches {optimizer.space.describe_short()} but transform "
                              f"{transform.name!r}'s θ is {space.describe_short()}")
@@ -314,10 +327,14 @@ class Reprogrammer:
             raise ValueError(f"optimizer {optimizer.name!r} backpropagates through the transform, but transform "
                              f"{transform.name!r} has no torch form (it is not differentiable in θ); choose an "
                              f"image transform (unet, full, lowdim, ...) or another optimizer (zo-adam, spsa-gc, ...)")
+        if input_prior is not None and not isinstance(optimizer, InputGradientOptimizer):
+            raise ValueError(f"an input prior guides the directions of an optimizer that estimates gradients at the "
+                             f"model's inputs (zo-chain); optimizer {optimizer.name!r} proposes θ candidates instead")
         self.transform, self.oracle, self.mapping, self.optimizer = transform, oracle, mapping, optimizer
+        self.input_prior = input_prior
         self.loss_fn = make_loss(cfg.loss, **dict(cfg.loss_params))
         self.objective = Objective(transform, oracle, mapping, self.loss_fn, eval_batch=cfg.eval_batch)
-        self.theta = np.asarray(transform.init_theta(), dtype=np.float64)
+        self.theta = start.copy()
         trainable = isinstance(mapping, TrainableMapping)
         self.refit = cfg.refit
         if self.refit == "auto":
@@ -475,7 +492,7 @@ class Reprogrammer:
         """One optimizer step: all candidates on the same minibatch, in one oracle batch (for an optimizer that
         learns from gradients at the model's inputs, the minibatch and its perturbed inputs, in one batch)."""
         if isinstance(self.optimizer, InputGradientOptimizer):
-            est = chain_gradient(self.optimizer, self.transform, self.objective, xb, yb)
+            est = chain_gradient(self.optimizer, self.transform, self.objective, xb, yb, prior=self.input_prior)
             self.optimizer.apply_gradient(est.gradient)
             answers, labels, losses = est.answers, est.labels, [est.loss]
         else:

@@ -28,6 +28,13 @@ estimate is unbiased for D·g with D diagonal and positive — still a descent
 direction. With a sigmoid output (the U-Net) a pixel at a bound has a near-zero
 transform Jacobian anyway.
 
+**A prior** (:class:`InputPrior`, e.g. a local surrogate's exact gradient): each example's first direction
+follows the prior's gradient at its input (scaled to a random direction's average norm, √D) and the other
+q − 1 lose their component along it — the subspace idea of P-RGF (Cheng et al., NeurIPS 2019) without its
+adaptive weighting. The estimate then measures the real model's slope along the prior (no extra query): with
+a prior of cosine c to the true gradient it captures c² of the gradient's energy against q/D from random
+directions alone. Biased towards the prior's span, but always a descent direction (ĝ·g = Σ_j (g·u_j)² / q ≥ 0).
+
 The update is Adam on the θ-gradient estimate. The optimizer is driven by
 :class:`blackbox_rp.reprogram.Reprogrammer` (the one loop) through
 :func:`chain_gradient`, which asks the :class:`~blackbox_rp.objective.Objective`
@@ -38,7 +45,7 @@ for per-example losses; it cannot be driven by ``ask``/``tell`` (it proposes no
 from __future__ import annotations
 
 import logging
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +59,18 @@ from .zo import adam_moments
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["InputGradientOptimizer", "ZOChain", "ZOChainConfig", "ChainEstimate", "chain_gradient"]
+__all__ = ["InputGradientOptimizer", "InputPrior", "ZOChain", "ZOChainConfig", "ChainEstimate", "chain_gradient"]
+
+
+class InputPrior(ABC):
+    """A guess of each example's loss gradient at the model's inputs — e.g. a local surrogate's exact
+    gradient — that zo-chain spends one of its q directions on (a transfer prior, as in P-RGF: Cheng et
+    al., NeurIPS 2019). It only chooses where to look: the step still measures the real model's change along
+    it, so a poor prior costs accuracy of the estimate, never its honesty."""
+
+    @abstractmethod
+    def gradients(self, inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """``inputs`` (n, views, *shape): the examples' model inputs; returns an array of the same shape."""
 
 
 class InputGradientOptimizer(Optimizer):
@@ -72,8 +90,9 @@ class InputGradientOptimizer(Optimizer):
         self._ask()
 
     @abstractmethod
-    def draw(self, n_examples: int, example_shape: tuple[int, ...]) -> np.ndarray:
-        """Directions for one step: float32 of shape (q, n_examples, *example_shape), from the optimizer's RNG."""
+    def draw(self, n_examples: int, example_shape: tuple[int, ...], prior: np.ndarray | None = None) -> np.ndarray:
+        """Directions for one step: float32 of shape (q, n_examples, *example_shape), from the optimizer's RNG;
+        with ``prior`` (n_examples, *example_shape), the first direction of each example follows it."""
 
     @abstractmethod
     def input_gradients(self, losses: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -159,7 +178,21 @@ class ZOChain(InputGradientOptimizer):
     def recommend(self) -> np.ndarray:
         return self.x.copy()
 
-    def draw(self, n_examples: int, example_shape: tuple[int, ...]) -> np.ndarray:
+    def draw(self, n_examples: int, example_shape: tuple[int, ...], prior: np.ndarray | None = None) -> np.ndarray:
+        u = self._random(n_examples, example_shape)
+        if prior is None:
+            return u
+        # direction 0 := the prior, at the norm a random direction has on average (√D, D the example's size);
+        # the others lose their component along it, so no query measures the prior's direction twice
+        flat = u.reshape(self.config.q, n_examples, -1).astype(np.float64)
+        p = np.asarray(prior, dtype=np.float64).reshape(n_examples, -1)
+        norm = np.linalg.norm(p, axis=1, keepdims=True)
+        unit = np.where(norm > 0, p / np.where(norm > 0, norm, 1.0), 0.0)
+        flat[1:] -= np.einsum("qnd,nd->qn", flat[1:], unit)[..., None] * unit
+        flat[0] = np.where(norm > 0, unit * np.sqrt(flat.shape[-1]), flat[0])  # no prior (zero): stay random
+        return flat.reshape(u.shape).astype(np.float32)
+
+    def _random(self, n_examples: int, example_shape: tuple[int, ...]) -> np.ndarray:
         g, q = self.config.grid, self.config.q
         shape = tuple(example_shape)
         if g is not None:
@@ -212,10 +245,11 @@ class ChainEstimate:
 
 
 def chain_gradient(opt: InputGradientOptimizer, transform: Any, objective: Any, xb: np.ndarray, yb: np.ndarray,
-                   phase: str = "train") -> ChainEstimate:
+                   phase: str = "train", prior: InputPrior | None = None) -> ChainEstimate:
     """Estimate ∂L/∂θ at ``opt.recommend()`` on the minibatch (``xb``, ``yb``): per-example zeroth-order
     gradients at the model's inputs (``len(yb)·views·(q+1)`` queries, one oracle batch, through
-    ``objective``), then one exact vector–Jacobian product through ``transform.torch_forward``."""
+    ``objective``), then one exact vector–Jacobian product through ``transform.torch_forward``. With
+    ``prior``, each example's first direction is the prior's gradient there (no extra query)."""
     import torch
 
     if not isinstance(transform, DifferentiableTransform):
@@ -226,7 +260,8 @@ def chain_gradient(opt: InputGradientOptimizer, transform: Any, objective: Any, 
     z = transform.torch_forward(theta, torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)))
     z0 = z.detach().numpy().astype(np.float32)
     example = z0.reshape(n, views, *z0.shape[1:])                # one example = its `views` model inputs
-    u = opt.draw(n, example.shape[1:])                           # (q, n, views, C, S, S)
+    guess = None if prior is None else prior.gradients(example, yb)
+    u = opt.draw(n, example.shape[1:], guess)                    # (q, n, views, C, S, S)
     spec = objective.oracle.input_spec
     moved = np.clip(example[None] + np.float32(opt.mu) * u, spec.low, spec.high).astype(np.float32)
     clipped = float(np.mean(moved != example[None] + np.float32(opt.mu) * u))

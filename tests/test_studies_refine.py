@@ -10,6 +10,7 @@ from blackbox_rp.mapping import make_mapping
 from blackbox_rp.optim import make
 from blackbox_rp.reprogram import recommended_optimizer_params
 from blackbox_rp.studies.refine import RefineConfig, pseudo_labels, refine_blackbox, refine_whitebox
+from blackbox_rp.studies.surrogate import SurrogateConfig
 
 
 @pytest.mark.parametrize("n", [2, 3, 10, 1000])
@@ -72,7 +73,7 @@ def test_blackbox_refine_never_reads_labels_counts_every_query_and_keeps_the_bud
         benign.y  # the tripwire is armed
     oracle = _oracle(2000)
     d = refine_blackbox(oracle, benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"},
-                                                     max_steps=4, eval_every=2, seed=1))
+                                                     max_steps=4, eval_every=2, seed=1, warm_start="none"))
     assert d.black_box and d.theta.size == 64
     led = oracle.ledger
     spent = led.counts("train").queries + led.counts("validation").queries
@@ -86,7 +87,8 @@ def test_blackbox_refine_never_reads_labels_counts_every_query_and_keeps_the_bud
     assert pred.shape == (20,) and led.counts("test").queries == 20
     # the budget is the oracle's: a tighter one stops the run cleanly and is never crossed
     tight = _oracle(800)
-    d2 = refine_blackbox(tight, benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"}, seed=1))
+    d2 = refine_blackbox(tight, benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"}, seed=1,
+                                                     warm_start="none"))
     assert d2.queries <= 800 and "budget" in d2.info["stop_reason"] and d2.info["steps"] >= 1
     # one that cannot pay for the pseudo-labels and a judged step is refused before the first query
     from blackbox_rp.reprogram import BudgetTooSmall
@@ -102,17 +104,74 @@ def test_blackbox_refine_never_reads_labels_counts_every_query_and_keeps_the_bud
         refine_blackbox(_oracle_unbounded(), benign, RefineConfig())
 
 
-def test_blackbox_refine_with_zo_chain_reads_no_labels_and_pays_b_times_q_plus_1_per_step(benign):
-    """The chain-rule estimator in REFINE: the tripwire holds, every query is in the ledger, the budget is kept."""
+@pytest.mark.parametrize("warm", ["none", "surrogate"])
+def test_blackbox_refine_with_zo_chain_reads_no_labels_and_pays_b_times_q_plus_1_per_step(benign, warm):
+    """The chain-rule estimator in REFINE: the tripwire holds, every query is in the ledger, the budget is kept
+    — and the surrogate warm start costs no query: the counts are the same with and without it."""
     oracle = _oracle(3000)
     cfg = RefineConfig(transform="unet", optimizer="zo-chain", optimizer_params={"q": 3}, batch_size=16,
-                       max_steps=3, eval_every=3, seed=2)
+                       max_steps=3, eval_every=3, seed=2, warm_start=warm, whitebox_steps=5,
+                       surrogate=SurrogateConfig(epochs=1))
     d = refine_blackbox(oracle, benign, cfg)
     led = oracle.ledger
     assert d.black_box and d.info["optimizer"] == "zo-chain" and d.info["steps"] == 3
     # pseudo-labels (240) + the θ₀ pass over 192 training images + 3 steps × 16 × (3+1) + 2 validations of 48
     assert led.counts("train").queries == 240 + 192 + 3 * 16 * 4
     assert d.queries == led.counts("train").queries + led.counts("validation").queries == 240 + 192 + 192 + 96
+    assert (d.info["warm_start"] is None) == (warm == "none")
+
+
+def test_the_surrogate_warm_start_is_where_the_fit_starts_and_what_step_0_measures(benign):
+    """The fit starts at the warm θ (white-box REFINE against the distilled stand-in): step 0's validation is
+    that θ's agreement with the suspect on the held-out benign images, through the oracle; the warm start is
+    deterministic by seed and reads no label."""
+    from blackbox_rp.studies.refine import _split
+
+    cfg = RefineConfig(transform="unet", optimizer="zo-chain", optimizer_params={"q": 2}, batch_size=16,
+                       max_steps=2, eval_every=2, seed=3, whitebox_steps=20, surrogate=SurrogateConfig(epochs=2))
+    d = refine_blackbox(_oracle(3000), benign, cfg)
+    ws = d.info["warm_start"]
+    assert d.theta0 is not None and not np.allclose(d.theta0, 0.0)
+    assert set(ws) >= {"surrogate_agreement", "agreement_through_surrogate", "agreement", "kept"}
+    _, va = _split(len(benign.x), cfg)
+    plain = _oracle_unbounded()
+    agree = float((d.at(d.theta0).predict(benign.x[va]) == plain.forward(benign.x[va]).argmax(1)).mean())
+    assert ws["agreement"] == pytest.approx(agree)
+    assert ws["kept"] == (d.info["best_step"] == 0) and (ws["kept"] == np.array_equal(d.theta, d.theta0))
+    again = refine_blackbox(_oracle(3000), benign, cfg)
+    assert np.array_equal(again.theta0, d.theta0) and np.array_equal(again.theta, d.theta)
+
+
+def test_warm_start_refuses_a_transform_without_a_torch_form_and_bad_values_before_any_query():
+    with pytest.raises(ValueError, match="warm_start must be one of"):
+        RefineConfig(warm_start="transfer")
+    assert RefineConfig(surrogate={"epochs": 3}).surrogate == SurrogateConfig(epochs=3)
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        SurrogateConfig(epochs=0)
+
+
+def test_distilled_surrogate_agrees_with_its_oracle_far_above_chance_and_keeps_global_rng(benign):
+    import torch
+
+    from blackbox_rp.studies.surrogate import distill
+
+    oracle = _oracle_unbounded()
+    x = benign.x
+    p = torch.softmax(torch.from_numpy(oracle.forward(x)), 1).numpy()
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    s = distill(x[:180], p[:180], x[180:], p[180:].argmax(1), SurrogateConfig(epochs=4), seed=0)
+    assert torch.equal(torch.rand(3), before)  # its own generator and a scoped init: global state untouched
+    assert s.agreement >= 0.5, s.agreement  # 10 classes: chance is ~0.1
+    assert s.agreement == pytest.approx(float((s.predict(x[180:]) == p[180:].argmax(1)).mean()))
+    s2 = distill(x[:180], p[:180], x[180:], p[180:].argmax(1), SurrogateConfig(epochs=4), seed=0)
+    assert np.array_equal(s.predict(x), s2.predict(x))
+    # label-only answers: one-hot targets work the same way
+    onehot = np.eye(10, dtype=np.float32)[p[:180].argmax(1)]
+    assert distill(x[:180], onehot, x[180:], p[180:].argmax(1), SurrogateConfig(epochs=2), seed=1).agreement > 0.2
+    with pytest.raises(ValueError, match="distill needs"):
+        distill(x[:10], p[:9], x[10:12], p[10:12].argmax(1))
 
 
 def _oracle_unbounded():
@@ -149,3 +208,16 @@ def test_whitebox_refine_with_the_unet_learns_the_deranged_mapping(benign):
     assert d.black_box is False and d.theta.size == 6025
     assert d.transform.describe()["name"] == "unet"
     assert d.info["val_agreement"] >= 0.25, d.info["val_agreement"]
+
+
+def test_a_cached_warm_start_is_the_computed_one_and_a_different_answer_misses(benign, tmp_path):
+    cfg = RefineConfig(transform="unet", optimizer="zo-chain", optimizer_params={"q": 2}, batch_size=16,
+                       max_steps=1, seed=4, whitebox_steps=5, surrogate=SurrogateConfig(epochs=1))
+    d = refine_blackbox(_oracle(3000), benign, cfg, warm_cache=tmp_path)
+    assert len(list(tmp_path.glob("warm-*.npz"))) == 1
+    again = refine_blackbox(_oracle(3000), benign, cfg, warm_cache=tmp_path)
+    assert np.array_equal(again.theta0, d.theta0) and again.info["warm_start"] == d.info["warm_start"]
+    assert np.array_equal(again.theta, d.theta)  # the cached stand-in guides the fit exactly as the fresh one did
+    assert again.queries == d.queries  # the pseudo-labels are bought again: each run pays its own way
+    refine_blackbox(_oracle(3000, exposure="top1"), benign, cfg, warm_cache=tmp_path)  # other answers: a miss
+    assert len(list(tmp_path.glob("warm-*.npz"))) == 2

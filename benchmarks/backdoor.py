@@ -44,6 +44,7 @@ from blackbox_rp.commands._params import parse_params
 from blackbox_rp.data import load_fashion_mnist
 from blackbox_rp.studies.metrics import backdoor_metrics, clean_accuracy, attack_success_rate
 from blackbox_rp.studies.refine import RefineConfig, refine_blackbox, refine_whitebox
+from blackbox_rp.studies.surrogate import SurrogateConfig
 from oracles import TorchOracle
 from oracles.models.backdoor_cnn import ATTACKS, train_attack
 
@@ -77,15 +78,21 @@ def run_cell(attack_name: str, method: str, budget: int | None, seed: int, args:
     attack = ATTACKS[attack_name]
     te = load_fashion_mnist("test")
     order = np.random.default_rng(seed).permutation(len(te))
-    benign_x = te.x[order[:args.n_benign]]
-    evaluation = te.subset(order[args.n_benign:args.n_benign + args.n_eval])
+    if args.benign_source == "train":  # unlabeled training-split images; the evaluation images stay in test
+        tr = load_fashion_mnist("train")
+        benign_x = tr.x[np.random.default_rng(seed).permutation(len(tr))[:args.n_benign]]
+        evaluation = te.subset(order[:args.n_eval])
+    else:
+        benign_x = te.x[order[:args.n_benign]]
+        evaluation = te.subset(order[args.n_benign:args.n_benign + args.n_eval])
     model = "fmnist-cnn" if method == "clean control" else attack.model_name
     ledger = Ledger(Budget(max_queries=budget, phases=("train", "validation")) if budget else None)
     oracle = TorchOracle(model, exposure=args.exposure, ledger=ledger, max_batch=1024)
     cfg = RefineConfig(transform=args.transform, transform_params=parse_params(args.transform_param, "transform"),
                        optimizer=args.optimizer, optimizer_params=parse_params(args.optimizer_param, "optimizer") or None,
                        batch_size=args.batch_size, whitebox_steps=max(1, args.whitebox_steps), whitebox_lr=args.whitebox_lr, eval_every=args.eval_every,
-                       seed=seed)
+                       warm_start=args.warm_start, surrogate=SurrogateConfig(epochs=args.surrogate_epochs),
+                       val_size=args.val_size, whitebox_batch_size=args.whitebox_batch_size, seed=seed)
     t0 = time.monotonic()
     queries, extra = 0, {}
     if method in ("backdoored", "clean control"):
@@ -94,15 +101,21 @@ def run_cell(attack_name: str, method: str, budget: int | None, seed: int, args:
         d = refine_whitebox(TorchOracle(model, ledger=Ledger(), max_batch=1024), benign_x, cfg)
         predict, queries, extra = d.predict, d.queries, {"val_agreement": d.info["val_agreement"]}
     else:
-        d = refine_blackbox(oracle, benign_x, cfg)
+        warm_cache = None if args.rows is None else args.rows.with_suffix(".warm")  # budgets of a seed share it
+        d = refine_blackbox(oracle, benign_x, cfg, warm_cache=warm_cache)
         predict, queries = d.predict, d.queries
-        extra = {"val_agreement": d.info["val_agreement"], "steps": d.info["steps"], "stop_reason": d.info["stop_reason"]}
+        extra = {"val_agreement": d.info["val_agreement"], "steps": d.info["steps"], "stop_reason": d.info["stop_reason"],
+                 "warm_start": d.info["warm_start"]}
+        if d.info["warm_start"] is not None:  # the warm start alone, through the suspect: what the fit added to it
+            wm = backdoor_metrics(d.at(d.theta0).predict, evaluation, attack.trigger, attack.target)
+            extra["warm_start"].update(clean_accuracy=wm["clean_accuracy"].value, asr=wm["asr"].value)
     m = backdoor_metrics(predict, evaluation, attack.trigger, attack.target)
     return {"attack": attack_name, "method": method, "budget": budget, "seed": seed,
             "clean_accuracy": m["clean_accuracy"].value, "asr": m["asr"].value,
             "triggered_accuracy": m["triggered_accuracy"].value,
             "clean_ci": m["clean_accuracy"].interval, "asr_ci": m["asr"].interval, "queries": queries,
             "seconds": time.monotonic() - t0, "n_benign": args.n_benign, "n_eval": args.n_eval,
+            "benign_source": args.benign_source, "warm_start_mode": args.warm_start, "val_size": args.val_size,
             "transform": args.transform, "optimizer": args.optimizer, "optimizer_params": args.optimizer_param,
             "batch_size": args.batch_size, **extra}
 
@@ -113,7 +126,7 @@ def cells(args: argparse.Namespace) -> list[tuple[str, str, int | None, int]]:
         for seed in map(int, _csv(args.seeds)):
             out.append((attack, "clean control", None, seed))
             out.append((attack, "backdoored", None, seed))
-            if args.whitebox_steps:
+            if args.whitebox_steps and not args.no_ceiling:
                 out.append((attack, "white-box REFINE (ceiling)", None, seed))
             for b in map(int, _csv(args.budgets)):
                 out.append((attack, "black-box REFINE", b, seed))
@@ -122,8 +135,8 @@ def cells(args: argparse.Namespace) -> list[tuple[str, str, int | None, int]]:
 
 def report(rows: list[dict], args: argparse.Namespace) -> dict:
     print("\n| attack | method | budget (queries) | seeds | clean accuracy % | ASR % | triggered accuracy % "
-          "| queries spent | val agreement % |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| queries spent | val agreement % | warm start alone: clean % / ASR % | kept the warm start |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["attack"], r["method"], r["budget"]), []).append(r)
@@ -136,8 +149,15 @@ def report(rows: list[dict], args: argparse.Namespace) -> dict:
         ta, ts = mean_sd(100 * r["triggered_accuracy"] for r in g)
         q = statistics.mean(r["queries"] for r in g)
         agree = "–" if "val_agreement" not in g[0] else "%.1f" % (100 * statistics.mean(r["val_agreement"] for r in g))
+        warm = [r["warm_start"] for r in g if r.get("warm_start")]
+        if len(warm) == len(g):  # the surrogate's θ alone, through the suspect: the fit's gain is the difference
+            wc, wcs = mean_sd(100 * w["clean_accuracy"] for w in warm)
+            wa, was = mean_sd(100 * w["asr"] for w in warm)
+            warm_cells = f"{wc:.1f} ± {wcs:.1f} / {wa:.1f} ± {was:.1f} | {sum(bool(w['kept']) for w in warm)}/{len(g)}"
+        else:
+            warm_cells = "– | –"
         print(f"| {key[0]} | {key[1]} | {key[2] or '–'} | {len(g)} | {ca:.1f} ± {cs:.1f} | {aa:.1f} ± {as_:.1f} | {ta:.1f} ± {ts:.1f} | "
-              f"{q:.0f} | {agree} |")
+              f"{q:.0f} | {agree} | {warm_cells} |")
     print()
     for attack in sorted({k[0] for k in groups}):
         bd = groups.get((attack, "backdoored", None))
@@ -176,11 +196,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--budgets", default="10000,30000,100000", help="black-box REFINE query budgets")
     p.add_argument("--n-benign", type=int, default=2000)
+    p.add_argument("--benign-source", choices=("test", "train"), default="test",
+                   help="where the defense's unlabeled images come from: the test split (disjoint from the "
+                        "evaluation images; at most 10,000 − n-eval) or the training split (the evaluation images "
+                        "then come from the test split)")
+    p.add_argument("--warm-start", choices=("surrogate", "none"), default="surrogate",
+                   help="start black-box REFINE from white-box REFINE against a stand-in distilled from the "
+                        "pseudo-label answers (default; no query), or from the transform's θ₀ (none)")
+    p.add_argument("--surrogate-epochs", type=int, default=15, help="epochs of the stand-in's distillation")
+    p.add_argument("--val-size", type=int, default=None,
+                   help="validate black-box REFINE's judged points on this many held-out benign images (default all)")
     p.add_argument("--n-eval", type=int, default=2000)
     p.add_argument("--transform", default="unet", help="REFINE's input transformation (default unet; the "
                    "2026-11-29 rows used full)")
     p.add_argument("--transform-param", action="append", default=None, metavar="KEY=VALUE")
-    p.add_argument("--optimizer", default="zo-adam",
+    p.add_argument("--optimizer", default="zo-chain",
                    help="black-box REFINE's optimizer: zo-adam (RGE on θ), zo-chain (zeroth order per image at the "
                         "model's input, exact backprop through the transform), spsa-gc, cma, ...")
     p.add_argument("--optimizer-param", action="append", default=None, metavar="KEY=VALUE",
@@ -190,9 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--exposure", default="probs")
     p.add_argument("--eval-every", type=int, default=10)
-    p.add_argument("--whitebox-steps", type=int, default=800, help="0 skips the white-box ceiling")
+    p.add_argument("--whitebox-steps", type=int, default=800,
+                   help="Adam steps of the white-box fits: the ceiling and the warm start (0 skips the ceiling)")
+    p.add_argument("--no-ceiling", action="store_true", help="skip the white-box ceiling's cells")
     p.add_argument("--whitebox-lr", type=float, default=0.01,
                    help="the white-box ceiling's Adam step size (0.01 for unet; the full rows used 0.05)")
+    p.add_argument("--whitebox-batch-size", type=int, default=64,
+                   help="minibatch of the white-box fits (the ceiling and the warm start; no query is spent on them)")
     p.add_argument("--retrain", action="store_true", help="run the backdoor recipe again (timed) for the recipe table")
     p.add_argument("--no-recipe", action="store_true", help="skip the recipe table")
     p.add_argument("--rows", type=Path, default=None, help="JSON-lines file of finished cells (resumable)")

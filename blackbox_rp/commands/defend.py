@@ -8,7 +8,10 @@ label of the benign images. With --trigger and --target, the attack success rate
 (ASR: triggered images of the other classes classified as the target) is measured
 before and after; clean accuracy is measured on labelled evaluation images kept
 apart from the benign ones. --whitebox-steps adds the white-box ceiling (backprop
-through a local model; marked as not black-box).
+through a local model; marked as not black-box; its steps and step size are also the
+warm start's). By default the fit starts from a warm start that costs no query: a
+stand-in distilled from the pseudo-label answers, with the transform trained
+white-box against it (--warm-start none: from the transform's θ₀).
 
 Writes DIR/defended.npz (θ and the derangement) and DIR/results.json (clean
 accuracy and ASR with 95% Wilson intervals for the suspect and the defended
@@ -55,6 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer-param", action="append", metavar="KEY=VALUE",
                    help="optimizer parameter, repeatable (laid over the recommended settings)")
     p.add_argument("--batch-size", type=v.positive_int, default=64, help="images per step (default 64)")
+    p.add_argument("--warm-start", choices=("surrogate", "none"), default="surrogate",
+                   help="surrogate (default): distill a local stand-in from the pseudo-label answers (no query), "
+                        "train the transform white-box against it and start the black-box fit there; none: start "
+                        "at the transform's θ₀")
     p.add_argument("--trigger", default=None, help="measure ASR with this trigger: badnets[:size=3,...], blended[:alpha=..]")
     p.add_argument("--target", type=v.non_negative_int, default=None, help="the attack's target class (with --trigger)")
     p.add_argument("--whitebox-steps", type=v.non_negative_int, default=0, help="also train the white-box ceiling (local models; default 0: not)")
@@ -78,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     from blackbox_rp.data import load_target
     from blackbox_rp.ledger import Budget, Ledger
+    from blackbox_rp.loop import ProgressBar
     from blackbox_rp.studies.metrics import backdoor_metrics
     from blackbox_rp.studies.refine import RefineConfig, plan_refine, refine_blackbox, refine_whitebox
     from blackbox_rp.studies.triggers import parse_trigger
@@ -99,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     oparams = parse_params(args.optimizer_param, "optimizer") or None
     cfg = RefineConfig(transform=args.transform, transform_params=tparams, optimizer=args.optimizer,
                        optimizer_params=oparams, batch_size=args.batch_size, seed=args.seed,
-                       whitebox_steps=max(1, args.whitebox_steps))
+                       warm_start=args.warm_start, **({"whitebox_steps": args.whitebox_steps} if args.whitebox_steps else {}))
 
     def measure(predict: Any) -> dict[str, Any]:
         return {k: v.to_dict() for k, v in backdoor_metrics(predict, evaluation, trigger, args.target).items()}
@@ -111,7 +119,14 @@ def run(args: argparse.Namespace) -> int:
           f"{plan.describe(args.budget)}", file=sys.stderr)
     suspect = measure(lambda x: np.concatenate([oracle(x[s:s + 512], phase="test").labels
                                                 for s in range(0, len(x), 512)]))
-    defended = refine_blackbox(oracle, benign_x, cfg)
+    defended = refine_blackbox(oracle, benign_x, cfg, callbacks=[ProgressBar(unit="step", file=sys.stderr)])
+    ws = defended.info["warm_start"]
+    if ws is not None:
+        verdict = ("the zeroth-order fit did not beat it: the warm start is what was kept" if ws["kept"] else
+                   f"the zeroth-order fit raised it to {100 * defended.info['val_agreement']:.1f}%")
+        print(f"warm start: a stand-in distilled from the pseudo-labels agrees with the suspect on "
+              f"{100 * ws['surrogate_agreement']:.1f}% of held-out benign images; the transform trained against it "
+              f"agrees {100 * ws['agreement']:.1f}% through the suspect — {verdict}", file=sys.stderr)
     results: dict[str, Any] = {
         "suspect": suspect, "defended_blackbox": {**measure(defended.predict), **defended.describe()},
         "trigger": None if trigger is None else trigger.describe(), "target": args.target,

@@ -73,7 +73,8 @@ def test_blackbox_refine_never_reads_labels_counts_every_query_and_keeps_the_bud
         benign.y  # the tripwire is armed
     oracle = _oracle(2000)
     d = refine_blackbox(oracle, benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"},
-                                                     max_steps=4, eval_every=2, seed=1, warm_start="none"))
+                                                     max_steps=4, eval_every=2, seed=1, warm_start="none",
+                                                     optimizer="zo-adam"))
     assert d.black_box and d.theta.size == 64
     led = oracle.ledger
     spent = led.counts("train").queries + led.counts("validation").queries
@@ -88,14 +89,14 @@ def test_blackbox_refine_never_reads_labels_counts_every_query_and_keeps_the_bud
     # the budget is the oracle's: a tighter one stops the run cleanly and is never crossed
     tight = _oracle(800)
     d2 = refine_blackbox(tight, benign, RefineConfig(transform="lowdim", transform_params={"mask": "ones"}, seed=1,
-                                                     warm_start="none"))
+                                                     warm_start="none", optimizer="zo-adam"))
     assert d2.queries <= 800 and "budget" in d2.info["stop_reason"] and d2.info["steps"] >= 1
     # one that cannot pay for the pseudo-labels and a judged step is refused before the first query
     from blackbox_rp.reprogram import BudgetTooSmall
     from blackbox_rp.studies.refine import plan_refine
 
     small = _oracle(700)
-    cfg = RefineConfig(transform="lowdim", transform_params={"mask": "ones"})
+    cfg = RefineConfig(transform="lowdim", transform_params={"mask": "ones"}, optimizer="zo-adam")
     assert plan_refine(small, benign, cfg).minimum == 240 + 192 + 2 * 48 + per_step * 64
     with pytest.raises(BudgetTooSmall, match="pseudo-labels cost 240"):
         refine_blackbox(small, benign, cfg)

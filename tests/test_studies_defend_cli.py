@@ -62,15 +62,22 @@ def test_defend_cli_writes_the_defended_pipeline_and_its_metrics(fmnist, tmp_pat
                  "--out", str(tmp_path / "x")]) == 2  # --trigger without --target is refused
 
 
-def test_defend_defaults_to_refines_unet_trained_by_zo_chain(fmnist, tmp_path):
+def test_defend_defaults_to_refines_unet_trained_by_zo_chain_from_the_surrogate_warm_start(fmnist, tmp_path,
+                                                                                            capsys):
     out = tmp_path / "default"
-    # 120 benign images: 120 pseudo-labels + the θ₀ pass over 96 + 2 validations of 24 + one step of 16 × 9
+    # 120 benign images: 120 pseudo-labels + the θ₀ pass over 96 + 2 validations of 24 + one step of 16 × 9;
+    # the warm start (a stand-in distilled from the 120 answers, the U-Net trained against it) costs nothing
     rc = main(["defend", "--model", "fmnist-cnn-badnets", "--n-benign", "120", "--n-eval", "100", "--budget", "420",
                "--batch-size", "16", "--out", str(out)])
     assert rc == 0
     bb = json.loads((out / "results.json").read_text())["defended_blackbox"]
     assert bb["transform"]["name"] == "unet" and bb["optimizer"] == "zo-chain"
     assert bb["steps"] == 1 and bb["queries"] == 120 + 96 + 16 * 9 + 2 * 24
+    ws = bb["warm_start"]
+    assert ws["input_prior"] is True and 0.0 <= ws["surrogate_agreement"] <= 1.0 and isinstance(ws["kept"], bool)
+    err = capsys.readouterr().err
+    assert "warm start: a stand-in distilled from the pseudo-labels agrees" in err
+    assert ("the warm start is what was kept" in err) == ws["kept"]
 
 
 def test_defend_plans_the_whole_budget_and_refuses_a_too_small_one_before_any_query(fmnist, tmp_path, capsys):

@@ -60,14 +60,19 @@ def _exact_gradient(t, theta, oracle, mapping, d) -> np.ndarray:
     return th.grad.double().numpy()
 
 
-@pytest.mark.slow
-def test_the_mean_estimate_is_the_exact_chain_rule_gradient_and_each_step_costs_b_times_q_plus_1():
-    d = _data(8)
+def _problem(n: int):
+    """n examples, the U-Net at a random θ, the tiny model, a derangement, the objective, the exact gradient."""
+    d = _data(n)
     t, theta = _unet()
     oracle = _oracle()
     mapping = make_mapping("derangement", 4, 4, seed=0)
     obj = Objective(t, oracle, mapping, make_loss("ce"))
-    exact = _exact_gradient(t, theta, oracle, mapping, d)
+    return d, t, theta, oracle, mapping, obj, _exact_gradient(t, theta, oracle, mapping, d)
+
+
+@pytest.mark.slow
+def test_the_mean_estimate_is_the_exact_chain_rule_gradient_and_each_step_costs_b_times_q_plus_1():
+    d, t, theta, oracle, mapping, obj, exact = _problem(8)
     opt = make("zo-chain", t.dim, seed=3, x0=theta, q=128, mu=1e-3)
     draws = 100
     total = np.zeros(t.dim)
@@ -247,12 +252,7 @@ def test_a_good_prior_makes_the_estimate_point_along_the_exact_gradient():
     """With the model's own gradient as the prior, one estimate of q = 4 directions is nearly the exact
     chain-rule gradient in direction; a random-direction estimate of the same cost is not; a noisy prior
     lies between. The query count is the same: the prior costs no query."""
-    d = _data(16)
-    t, theta = _unet()
-    oracle = _oracle()
-    mapping = make_mapping("derangement", 4, 4, seed=0)
-    obj = Objective(t, oracle, mapping, make_loss("ce"))
-    exact = _exact_gradient(t, theta, oracle, mapping, d)
+    d, t, theta, oracle, mapping, obj, exact = _problem(16)
 
     def cos(prior, seed):
         before = oracle.ledger.counts("train").queries

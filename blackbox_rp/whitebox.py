@@ -27,7 +27,7 @@ from .data import Dataset
 from .exposure import Response
 from .loop import Loop
 from .oracle import LocalModel
-from .mapping.base import DifferentiableMapping, TrainableMapping
+from .mapping.base import DifferentiableMapping, FixedMapping, TrainableMapping
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,9 @@ def whitebox_fit(transform: Any, oracle: Any, mapping: Any, train: Dataset, val:
 
     if not isinstance(mapping, DifferentiableMapping):
         raise ValueError(f"mapping {mapping.name!r} has no differentiable form for the white-box reference")
-    mapping.fit(answers(theta, train.x), train.y)
+    fixed = isinstance(mapping, FixedMapping)  # nothing to refit: no pass over the training split for it
+    if not fixed:
+        mapping.fit(answers(theta, train.x), train.y)
     readout = None
     if cfg.readout == "joint" and isinstance(mapping, TrainableMapping):
         readout = torch.tensor(mapping.params, dtype=torch.float32, requires_grad=True)
@@ -118,7 +120,7 @@ def whitebox_fit(transform: Any, oracle: Any, mapping: Any, train: Dataset, val:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if readout is None and (n + 1) % cfg.refit_every == 0:  # the mapping follows the prompt
+        if readout is None and not fixed and (n + 1) % cfg.refit_every == 0:  # the mapping follows the prompt
             mapping.fit(answers(theta, train.x), train.y)
         return {"loss": loss.item()}
 

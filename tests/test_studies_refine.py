@@ -222,3 +222,31 @@ def test_a_cached_warm_start_is_the_computed_one_and_a_different_answer_misses(b
     assert again.queries == d.queries  # the pseudo-labels are bought again: each run pays its own way
     refine_blackbox(_oracle(3000, exposure="top1"), benign, cfg, warm_cache=tmp_path)  # other answers: a miss
     assert len(list(tmp_path.glob("warm-*.npz"))) == 2
+
+
+def test_whitebox_refine_spends_no_pass_refitting_a_fixed_derangement(benign):
+    """The derangement is fixed (a declared FixedMapping): the white-box fit runs the model only on its
+    minibatches and its validations — no pass over the training split to refit a mapping that cannot move."""
+    import torch
+
+    from oracles import TorchOracle
+
+    seen = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            seen.append(len(x))
+            return self.inner(x)
+
+    suspect = TorchOracle("fmnist-cnn-badnets")
+    oracle = TorchOracle(Counting(suspect.torch_module), input_spec=suspect.input_spec, num_classes=10,
+                         ledger=Ledger(), name="counting")
+    seen.clear()
+    refine_whitebox(oracle, benign, RefineConfig(transform="full", transform_params={"mask": "ones"},
+                                                 whitebox_steps=10, whitebox_batch_size=32, warm_start="none"))
+    # pseudo-labels (240, through the oracle) + 10 minibatches of 32 + 11 validations of 48 (θ₀ and each step)
+    assert sum(seen) == 240 + 10 * 32 + 11 * 48, seen

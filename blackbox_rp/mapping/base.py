@@ -262,6 +262,11 @@ class DifferentiableMapping(ABC):
         (a trainable mapping's flat parameters; None: the current ones)."""
 
 
+class FixedMapping(ABC):
+    """Ability: the mapping is fixed when it is built (e.g. REFINE's derangement) — fitting changes nothing,
+    so a fit need not spend passes over the training data to refit it."""
+
+
 class TrainableMapping(ABC):
     """A mapping with parameters of its own that can be trained together with the prompt
     (``refit="joint"``); an epoch refit is its default way to follow θ (a window overfits)."""

@@ -30,6 +30,7 @@ import logging
 import numpy as np
 
 from ..exposure import Response
+from .base import FixedMapping
 from .onetoone import OneToOne
 from .registry import register_mapping
 
@@ -49,7 +50,7 @@ def random_derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 @register_mapping("derangement")
-class Derangement(OneToOne):
+class Derangement(OneToOne, FixedMapping):
     """A fixed random derangement of the labels (REFINE's output mapping); fitting does not change it."""
 
     name = "derangement"

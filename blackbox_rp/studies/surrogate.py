@@ -105,12 +105,17 @@ class Surrogate(LocalModel):
             p.requires_grad_(False)
         return cls(net, agreement, epochs)
 
-    def predict(self, x: np.ndarray, batch: int = 1024) -> np.ndarray:
-        import torch
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The stand-in's top-1 labels of images ``x``."""
+        return _top1(self.module, x)
 
-        with torch.inference_mode():
-            return np.concatenate([self.module(torch.from_numpy(np.ascontiguousarray(x[s:s + batch]))).argmax(1).numpy()
-                                   for s in range(0, len(x), batch)])
+
+def _top1(module: Any, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        return np.concatenate([module(torch.from_numpy(np.ascontiguousarray(x[s:s + batch]))).argmax(1).numpy()
+                               for s in range(0, len(x), batch)])
 
 
 def distill(x_train: np.ndarray, targets: np.ndarray, x_val: np.ndarray, labels_val: np.ndarray,
@@ -157,10 +162,7 @@ def distill(x_train: np.ndarray, targets: np.ndarray, x_val: np.ndarray, labels_
 
     def validate(n: int) -> float:
         net.eval()
-        with torch.inference_mode():
-            pred = np.concatenate([net(torch.from_numpy(np.ascontiguousarray(x_val[s:s + 1024]))).argmax(1).numpy()
-                                   for s in range(0, len(x_val), 1024)])
-        return float((pred == labels_val).mean())
+        return float((_top1(net, x_val) == labels_val).mean())
 
     loop = Loop(step, max_steps=cfg.epochs * per_epoch, validate=validate, eval_every=per_epoch,
                 snapshot=lambda: {k: v.detach().clone() for k, v in net.state_dict().items()},

@@ -55,7 +55,7 @@ from ..exposure import Response
 from ..transforms.protocol import DifferentiableTransform
 from .base import ConfigError, Optimizer, OptimizerConfig, check, check_choice, register
 from .fields import check_types
-from .zo import adam_moments
+from .zo import adam_moments, check_adam
 
 logger = logging.getLogger(__name__)
 
@@ -148,10 +148,8 @@ class ZOChainConfig(OptimizerConfig):
         check_choice("directions", self.directions, ("gaussian", "sphere"))
         check(self.grid is None or (isinstance(self.grid, int) and self.grid >= 1),
               f"grid must be a positive int or None, got {self.grid!r}")
-        check(self.lr > 0, f"lr must be positive, got {self.lr}")
         check(0 <= self.decay <= 1, f"decay must be in [0, 1], got {self.decay}")
-        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1 and beta2 must be in [0, 1)")
-        check(self.eps > 0, f"eps must be positive, got {self.eps}")
+        check_adam(self)
 
 
 @register("zo-chain")

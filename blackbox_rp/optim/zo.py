@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,8 @@ from .spsa import Blocking, GainCalibration
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GradientEstimator", "EstimatorConfig", "ZOSGD", "ZOSGDConfig", "ZOAdam", "ZOAdamConfig", "adam_moments"]
+__all__ = ["GradientEstimator", "EstimatorConfig", "ZOSGD", "ZOSGDConfig", "ZOAdam", "ZOAdamConfig", "adam_moments",
+           "check_adam"]
 
 
 @dataclass(frozen=True)
@@ -282,9 +284,7 @@ class ZOAdamConfig(EstimatorConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.lr > 0, f"lr must be positive, got {self.lr}")
-        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1 and beta2 must be in [0, 1)")
-        check(self.eps > 0, f"eps must be positive, got {self.eps}")
+        check_adam(self)
 
 
 @register("zo-adam")
@@ -307,6 +307,13 @@ class ZOAdam(_ZOBase):
         c = self.config
         self.m, self.v, m_hat, v_hat = adam_moments(self.m, self.v, g, self.step + 1, c.beta1, c.beta2)
         return c.lr * m_hat / (np.sqrt(v_hat) + c.eps)
+
+
+def check_adam(config: Any) -> None:
+    """Refuse Adam settings that cannot work: ``lr`` and ``eps`` positive, ``beta1`` and ``beta2`` in [0, 1)."""
+    check(config.lr > 0, f"lr must be positive, got {config.lr}")
+    check(0 <= config.beta1 < 1 and 0 <= config.beta2 < 1, "beta1 and beta2 must be in [0, 1)")
+    check(config.eps > 0, f"eps must be positive, got {config.eps}")
 
 
 def adam_moments(m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, beta1: float, beta2: float

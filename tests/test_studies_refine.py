@@ -143,7 +143,33 @@ def test_the_surrogate_warm_start_is_where_the_fit_starts_and_what_step_0_measur
     assert np.array_equal(again.theta0, d.theta0) and np.array_equal(again.theta, d.theta)
 
 
-def test_warm_start_refuses_a_transform_without_a_torch_form_and_bad_values_before_any_query():
+def test_warm_start_refuses_a_transform_without_a_torch_form_and_bad_values_before_any_query(benign, monkeypatch):
+    from blackbox_rp.space import SearchSpace
+    from blackbox_rp.studies import refine
+    from blackbox_rp.transforms import InputTransform
+
+    class NoTorchForm(InputTransform):  # a transform the warm start cannot backpropagate through
+        name = "no-torch-form"
+        space = SearchSpace.box(4)
+
+        def init_theta(self):
+            return np.zeros(4)
+
+        def apply(self, theta, inputs):
+            return inputs
+
+        def describe(self):
+            return {"name": self.name}
+
+        @classmethod
+        def for_task(cls, train, input_spec, *, seed=0, **params):
+            return cls()
+
+    monkeypatch.setattr(refine, "_transform", lambda cfg, oracle, x: NoTorchForm())
+    oracle = _oracle(3000)
+    with pytest.raises(ValueError, match="has no torch form: use warm_start='none'"):
+        refine_blackbox(oracle, benign, RefineConfig(optimizer="zo-adam"))
+    assert oracle.ledger.counts("train").queries == 0 and oracle.ledger.counts("validation").queries == 0
     with pytest.raises(ValueError, match="warm_start must be one of"):
         RefineConfig(warm_start="transfer")
     assert RefineConfig(surrogate={"epochs": 3}).surrogate == SurrogateConfig(epochs=3)

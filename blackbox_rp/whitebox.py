@@ -66,8 +66,10 @@ class WhiteboxConfig:
 
 def whitebox_fit(transform: Any, oracle: Any, mapping: Any, train: Dataset, val: Dataset, test: Dataset | None = None,
                  config: WhiteboxConfig | None = None,
-                 callbacks: Iterable[Callable[[dict[str, Any]], str | None]] = ()) -> dict[str, Any]:
-    """Train ``transform``'s θ (and a linear readout) by backprop through ``oracle.torch_module``.
+                 callbacks: Iterable[Callable[[dict[str, Any]], str | None]] = (),
+                 theta0: np.ndarray | None = None) -> dict[str, Any]:
+    """Train ``transform``'s θ (and a linear readout) by backprop through ``oracle.torch_module``, from
+    ``theta0`` (default the transform's θ₀; step 0 is validated there, so a fit that finds nothing better keeps it).
 
     ``mapping`` is fitted in place (to the selected state). Returns a dict with
     ``black_box: False``, ``val_accuracy``, ``test_accuracy`` (if ``test``),
@@ -82,7 +84,11 @@ def whitebox_fit(transform: Any, oracle: Any, mapping: Any, train: Dataset, val:
                          f"{type(oracle).__name__} is not one")
     module = oracle.torch_module
     rng = np.random.default_rng(cfg.seed)
-    theta = torch.tensor(transform.init_theta(), dtype=torch.float32, requires_grad=True)
+    start = transform.init_theta() if theta0 is None else np.asarray(theta0)
+    if start.shape != transform.init_theta().shape:
+        raise ValueError(f"theta0 has shape {start.shape}; transform {transform.name!r} takes θ of shape "
+                         f"{transform.init_theta().shape}")
+    theta = torch.tensor(start, dtype=torch.float32, requires_grad=True)
     params = [{"params": [theta], "lr": cfg.lr}]
 
     def forward(th: Any, x: np.ndarray) -> Any:

@@ -205,6 +205,22 @@ def test_whitebox_reference_is_marked_and_spends_no_queries(splits):
     assert 0.5 < out["test_accuracy"] <= 1.0
 
 
+def test_whitebox_fit_starts_at_theta0_validates_it_first_and_refuses_a_wrong_shape(splits):
+    train, val, _ = splits
+    oracle = TorchOracle("fmnist-cnn")
+    rp = _build(oracle, train, mapping="linear")
+    first = whitebox_fit(rp.transform, oracle, rp.mapping, train, val, config=WhiteboxConfig(steps=20, eval_every=10))
+    start = first["theta"]
+    rp2 = _build(oracle, train, mapping="linear")
+    cont = whitebox_fit(rp2.transform, oracle, rp2.mapping, train, val, theta0=start,
+                        config=WhiteboxConfig(steps=1, eval_every=1, lr=1e-9))
+    # step 0 is the given θ, measured: a continuation that cannot move keeps it, and agrees with the first fit
+    assert cont["curve"][0]["val_accuracy"] == pytest.approx(first["val_accuracy"])
+    np.testing.assert_allclose(cont["theta"], start, atol=1e-6)
+    with pytest.raises(ValueError, match="theta0 has shape"):
+        whitebox_fit(rp2.transform, oracle, rp2.mapping, train, val, theta0=start[:-1])
+
+
 RUN = textwrap.dedent("""
     import hashlib, json, sys
     from blackbox_rp.data import load_dataset, split_dataset

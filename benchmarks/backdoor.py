@@ -48,7 +48,8 @@ from blackbox_rp.studies.surrogate import SurrogateConfig
 from oracles import TorchOracle
 from oracles.models.backdoor_cnn import ATTACKS, train_attack
 
-QUICK = dict(attacks="badnets", seeds="0", budgets="4000", n_benign=600, n_eval=1000, whitebox_steps=150)
+QUICK = dict(attacks="badnets", seeds="0", budgets="4000", n_benign=600, n_eval=1000, whitebox_steps=150, rounds=2,
+             round_steps=100)
 
 
 def recipe_table(retrain: bool) -> list[dict]:
@@ -92,6 +93,7 @@ def run_cell(attack_name: str, method: str, budget: int | None, seed: int, args:
                        optimizer=args.optimizer, optimizer_params=parse_params(args.optimizer_param, "optimizer") or None,
                        batch_size=args.batch_size, whitebox_steps=max(1, args.whitebox_steps), whitebox_lr=args.whitebox_lr, eval_every=args.eval_every,
                        warm_start=args.warm_start, surrogate=SurrogateConfig(epochs=args.surrogate_epochs),
+                       rounds=args.rounds, round_steps=args.round_steps,
                        val_size=args.val_size, whitebox_batch_size=args.whitebox_batch_size, seed=seed)
     t0 = time.monotonic()
     queries, extra = 0, {}
@@ -116,6 +118,7 @@ def run_cell(attack_name: str, method: str, budget: int | None, seed: int, args:
             "clean_ci": m["clean_accuracy"].interval, "asr_ci": m["asr"].interval, "queries": queries,
             "seconds": time.monotonic() - t0, "n_benign": args.n_benign, "n_eval": args.n_eval,
             "benign_source": args.benign_source, "warm_start_mode": args.warm_start, "val_size": args.val_size,
+            "rounds": args.rounds if args.warm_start == "surrogate" else 0, "round_steps": args.round_steps,
             "transform": args.transform, "optimizer": args.optimizer, "optimizer_params": args.optimizer_param,
             "batch_size": args.batch_size, **extra}
 
@@ -204,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="start black-box REFINE from white-box REFINE against a stand-in distilled from the "
                         "pseudo-label answers (default; no query), or from the transform's θ₀ (none)")
     p.add_argument("--surrogate-epochs", type=int, default=15, help="epochs of the stand-in's distillation")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="the warm start's rounds: each queries the transformed training images once (in the budget), "
+                        "refits the stand-in on every answer so far and trains the transform further against it")
+    p.add_argument("--round-steps", type=int, default=500, help="white-box steps against the stand-in per round")
     p.add_argument("--val-size", type=int, default=None,
                    help="validate black-box REFINE's judged points on this many held-out benign images (default all)")
     p.add_argument("--n-eval", type=int, default=2000)

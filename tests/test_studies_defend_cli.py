@@ -42,7 +42,7 @@ def test_defend_cli_writes_the_defended_pipeline_and_its_metrics(fmnist, tmp_pat
     out = tmp_path / "d"
     rc = main(["defend", "--model", "fmnist-cnn-badnets", "--n-benign", "200", "--n-eval", "300", "--budget", "1500",
                "--transform", "lowdim", "--trigger", "badnets", "--target", "0", "--whitebox-steps", "4",
-               "--out", str(out)])
+               "--rounds", "1", "--round-steps", "5", "--out", str(out)])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     eval_rows = np.random.default_rng(0).permutation(len(fmnist))[200:500]
@@ -65,18 +65,20 @@ def test_defend_cli_writes_the_defended_pipeline_and_its_metrics(fmnist, tmp_pat
 def test_defend_defaults_to_refines_unet_trained_by_zo_chain_from_the_surrogate_warm_start(fmnist, tmp_path,
                                                                                             capsys):
     out = tmp_path / "default"
-    # 120 benign images: 120 pseudo-labels + the θ₀ pass over 96 + 2 validations of 24 + one step of 16 × 9;
-    # the warm start (a stand-in distilled from the 120 answers, the U-Net trained against it) costs nothing
-    rc = main(["defend", "--model", "fmnist-cnn-badnets", "--n-benign", "120", "--n-eval", "100", "--budget", "420",
-               "--batch-size", "16", "--out", str(out)])
+    # 120 benign images: 120 pseudo-labels + the warm start's 2 rounds over the 96 training images + the θ₀ pass
+    # over 96 + 2 validations of 24 + one step of 16 × 9 (the stand-in's distillation itself costs nothing)
+    rc = main(["defend", "--model", "fmnist-cnn-badnets", "--n-benign", "120", "--n-eval", "100", "--budget", "612",
+               "--batch-size", "16", "--rounds", "2", "--round-steps", "10", "--out", str(out)])
     assert rc == 0
     bb = json.loads((out / "results.json").read_text())["defended_blackbox"]
     assert bb["transform"]["name"] == "unet" and bb["optimizer"] == "zo-chain"
-    assert bb["steps"] == 1 and bb["queries"] == 120 + 96 + 16 * 9 + 2 * 24
+    assert bb["steps"] == 1 and bb["queries"] == 120 + 2 * 96 + 96 + 16 * 9 + 2 * 24
     ws = bb["warm_start"]
+    assert [r["queries"] for r in ws["rounds"]] == [96, 96]
     assert ws["input_prior"] is True and 0.0 <= ws["surrogate_agreement"] <= 1.0 and isinstance(ws["kept"], bool)
     err = capsys.readouterr().err
     assert "warm start: a stand-in distilled from the pseudo-labels agrees" in err
+    assert "after 2 rounds of querying the transformed images (192 queries" in err
     assert ("the warm start is what was kept" in err) == ws["kept"]
 
 
@@ -105,7 +107,8 @@ def test_defend_against_a_backdoored_model_behind_blackbox_rp_serve(fmnist, tmp_
     with running_server(argv, ready_path="/healthz", timeout=120) as url:
         out = tmp_path / "api"
         rc = main(["defend", "--model", url, "--n-benign", "120", "--n-eval", "200", "--budget", "1500",
-                   "--transform", "lowdim", "--trigger", "badnets", "--target", "0", "--out", str(out)])
+                   "--transform", "lowdim", "--trigger", "badnets", "--target", "0", "--rounds", "1",
+                   "--round-steps", "5", "--out", str(out)])
         assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert res["suspect"]["asr"]["value"] > 0.9  # the backdoor answers through the API

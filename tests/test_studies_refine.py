@@ -1,5 +1,7 @@
 """REFINE: the derangement is fixed with no fixed point; the defense never reads ground-truth labels."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -97,8 +99,10 @@ def test_blackbox_refine_never_reads_labels_counts_every_query_and_keeps_the_bud
 
     small = _oracle(700)
     cfg = RefineConfig(transform="lowdim", transform_params={"mask": "ones"}, optimizer="zo-adam")
-    assert plan_refine(small, benign, cfg).minimum == 240 + 192 + 2 * 48 + per_step * 64
-    with pytest.raises(BudgetTooSmall, match="pseudo-labels cost 240"):
+    # pseudo-labels, the warm start's 4 rounds over the 192 training images, the θ₀ pass, 2 validations, a step
+    assert plan_refine(small, benign, cfg).minimum == 240 + 4 * 192 + 192 + 2 * 48 + per_step * 64
+    assert plan_refine(small, benign, replace(cfg, warm_start="none")).minimum == 240 + 192 + 2 * 48 + per_step * 64
+    with pytest.raises(BudgetTooSmall, match="pseudo-labels cost 240 .*, the warm start's rounds 768"):
         refine_blackbox(small, benign, cfg)
     assert small.ledger.counts("train").queries == 0 and small.ledger.counts("validation").queries == 0
     with pytest.raises(ValueError, match="needs a bound"):
@@ -108,18 +112,65 @@ def test_blackbox_refine_never_reads_labels_counts_every_query_and_keeps_the_bud
 @pytest.mark.parametrize("warm", ["none", "surrogate"])
 def test_blackbox_refine_with_zo_chain_reads_no_labels_and_pays_b_times_q_plus_1_per_step(benign, warm):
     """The chain-rule estimator in REFINE: the tripwire holds, every query is in the ledger, the budget is kept
-    — and the surrogate warm start costs no query: the counts are the same with and without it."""
+    — and the surrogate warm start costs exactly its rounds: the training images once per round."""
     oracle = _oracle(3000)
     cfg = RefineConfig(transform="unet", optimizer="zo-chain", optimizer_params={"q": 3}, batch_size=16,
                        max_steps=3, eval_every=3, seed=2, warm_start=warm, whitebox_steps=5,
-                       surrogate=SurrogateConfig(epochs=1))
+                       surrogate=SurrogateConfig(epochs=1), rounds=2, round_steps=3)
     d = refine_blackbox(oracle, benign, cfg)
     led = oracle.ledger
     assert d.black_box and d.info["optimizer"] == "zo-chain" and d.info["steps"] == 3
-    # pseudo-labels (240) + the θ₀ pass over 192 training images + 3 steps × 16 × (3+1) + 2 validations of 48
-    assert led.counts("train").queries == 240 + 192 + 3 * 16 * 4
-    assert d.queries == led.counts("train").queries + led.counts("validation").queries == 240 + 192 + 192 + 96
+    rounds = 2 * 192 if warm == "surrogate" else 0
+    # pseudo-labels (240) + rounds + the θ₀ pass over 192 training images + 3 steps × 16 × (3+1) + 2 validations of 48
+    assert led.counts("train").queries == 240 + rounds + 192 + 3 * 16 * 4
+    assert d.queries == led.counts("train").queries + led.counts("validation").queries == 240 + rounds + 192 + 192 + 96
     assert (d.info["warm_start"] is None) == (warm == "none")
+    from blackbox_rp.studies.refine import plan_refine
+
+    assert plan_refine(_oracle(3000), benign, cfg).warm_start == rounds
+
+
+def test_each_warm_start_round_queries_the_transformed_training_images_and_measures_that_theta(benign, tmp_path):
+    """A round sends I_θ(x) of the training images — θ the transform of the round before — through the oracle
+    once, and its record's agreement is that θ's agreement with the pseudo-labels through the suspect."""
+    from blackbox_rp.studies.refine import _split, _transform
+
+    cfg = RefineConfig(transform="unet", optimizer="zo-chain", optimizer_params={"q": 2}, batch_size=16,
+                       max_steps=1, seed=6, whitebox_steps=10, surrogate=SurrogateConfig(epochs=3, refit_epochs=1),
+                       rounds=2, round_steps=30, round_lr=0.05)
+    oracle = _oracle(3000)
+    seen: list[np.ndarray] = []
+    forward = oracle.forward
+    oracle.forward = lambda x: (seen.append(np.array(x)), forward(x))[1]  # every image the suspect is shown
+    d = refine_blackbox(oracle, benign, cfg, warm_cache=tmp_path)
+    rounds = d.info["warm_start"]["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1] and all(r["queries"] == 192 for r in rounds)
+    (cached,) = tmp_path.glob("warm-*.npz")
+    tr, _ = _split(len(benign.x), cfg)
+    x_tr, plain = benign.x[tr], _oracle_unbounded()
+    pseudo = plain.forward(x_tr).argmax(1)
+    t = _transform(cfg, plain, benign.x)
+    with np.load(cached) as f:
+        thetas = [f[f"round/{r}"] for r in range(2)]
+    assert not np.array_equal(thetas[0], thetas[1])  # the transform moved between the rounds
+    for theta, rec in zip(thetas, rounds):
+        z = t(theta, x_tr)
+        assert _shown(z, seen)  # the round showed the suspect exactly these images
+        agree = float((d.mapping.predict(plain(z, phase="test")) == pseudo).mean())
+        assert rec["agreement"] == pytest.approx(agree)
+    # the last round's θ is where the fit starts, and a second run reusing the cache shows the suspect the same
+    # transformed images again (a cache saves compute, not queries)
+    seen.clear()
+    again = refine_blackbox(oracle, benign, cfg, warm_cache=tmp_path)
+    assert np.array_equal(again.theta0, d.theta0) and again.queries == d.queries
+    assert all(_shown(t(theta, x_tr), seen) for theta in thetas)
+
+
+def _shown(z: np.ndarray, calls: list[np.ndarray]) -> bool:
+    """Whether the images ``z`` were sent, in order, as consecutive rows of the oracle's calls."""
+    rows = np.concatenate(calls)
+    starts = np.flatnonzero((rows == z[0]).reshape(len(rows), -1).all(1))
+    return any(s + len(z) <= len(rows) and np.array_equal(rows[s:s + len(z)], z) for s in starts)
 
 
 def test_the_surrogate_warm_start_is_where_the_fit_starts_and_what_step_0_measures(benign):
@@ -129,7 +180,8 @@ def test_the_surrogate_warm_start_is_where_the_fit_starts_and_what_step_0_measur
     from blackbox_rp.studies.refine import _split
 
     cfg = RefineConfig(transform="unet", optimizer="zo-chain", optimizer_params={"q": 2}, batch_size=16,
-                       max_steps=2, eval_every=2, seed=3, whitebox_steps=20, surrogate=SurrogateConfig(epochs=2))
+                       max_steps=2, eval_every=2, seed=3, whitebox_steps=20, surrogate=SurrogateConfig(epochs=2),
+                       rounds=1, round_steps=5)
     d = refine_blackbox(_oracle(3000), benign, cfg)
     ws = d.info["warm_start"]
     assert d.theta0 is not None and not np.allclose(d.theta0, 0.0)
@@ -239,13 +291,14 @@ def test_whitebox_refine_with_the_unet_learns_the_deranged_mapping(benign):
 
 def test_a_cached_warm_start_is_the_computed_one_and_a_different_answer_misses(benign, tmp_path):
     cfg = RefineConfig(transform="unet", optimizer="zo-chain", optimizer_params={"q": 2}, batch_size=16,
-                       max_steps=1, seed=4, whitebox_steps=5, surrogate=SurrogateConfig(epochs=1))
+                       max_steps=1, seed=4, whitebox_steps=5, surrogate=SurrogateConfig(epochs=1), rounds=2,
+                       round_steps=3)
     d = refine_blackbox(_oracle(3000), benign, cfg, warm_cache=tmp_path)
     assert len(list(tmp_path.glob("warm-*.npz"))) == 1
     again = refine_blackbox(_oracle(3000), benign, cfg, warm_cache=tmp_path)
     assert np.array_equal(again.theta0, d.theta0) and again.info["warm_start"] == d.info["warm_start"]
     assert np.array_equal(again.theta, d.theta)  # the cached stand-in guides the fit exactly as the fresh one did
-    assert again.queries == d.queries  # the pseudo-labels are bought again: each run pays its own way
+    assert again.queries == d.queries  # the pseudo-labels and the rounds are bought again: each run pays its own way
     refine_blackbox(_oracle(3000, exposure="top1"), benign, cfg, warm_cache=tmp_path)  # other answers: a miss
     assert len(list(tmp_path.glob("warm-*.npz"))) == 2
 

@@ -9,9 +9,11 @@ label of the benign images. With --trigger and --target, the attack success rate
 before and after; clean accuracy is measured on labelled evaluation images kept
 apart from the benign ones. --whitebox-steps adds the white-box ceiling (backprop
 through a local model; marked as not black-box; its steps and step size are also the
-warm start's). By default the fit starts from a warm start that costs no query: a
-stand-in distilled from the pseudo-label answers, with the transform trained
-white-box against it (--warm-start none: from the transform's θ₀).
+warm start's). By default the fit starts from a warm start: a stand-in distilled
+from the pseudo-label answers, the transform trained white-box against it, then
+--rounds rounds (default 4) that each send the transformed training images through
+the suspect once (in the budget), refit the stand-in on every answer so far and
+train the transform further (--warm-start none: from the transform's θ₀).
 
 Writes DIR/defended.npz (θ and the derangement) and DIR/results.json (clean
 accuracy and ASR with 95% Wilson intervals for the suspect and the defended
@@ -62,6 +64,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="surrogate (default): distill a local stand-in from the pseudo-label answers (no query), "
                         "train the transform white-box against it and start the black-box fit there; none: start "
                         "at the transform's θ₀")
+    p.add_argument("--rounds", type=v.non_negative_int, default=None,
+                   help="rounds of the surrogate warm start (default 4): each sends the transformed training images "
+                        "through the suspect once (in the budget), refits the stand-in on every answer so far and "
+                        "trains the transform further against it; 0: the stand-in of the benign answers alone")
+    p.add_argument("--round-steps", type=v.positive_int, default=None,
+                   help="white-box steps of the transform against the stand-in in each round (default 500)")
     p.add_argument("--trigger", default=None, help="measure ASR with this trigger: badnets[:size=3,...], blended[:alpha=..]")
     p.add_argument("--target", type=v.non_negative_int, default=None, help="the attack's target class (with --trigger)")
     p.add_argument("--whitebox-steps", type=v.non_negative_int, default=0, help="also train the white-box ceiling (local models; default 0: not)")
@@ -107,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     oparams = parse_params(args.optimizer_param, "optimizer") or None
     cfg = RefineConfig(transform=args.transform, transform_params=tparams, optimizer=args.optimizer,
                        optimizer_params=oparams, batch_size=args.batch_size, seed=args.seed,
-                       warm_start=args.warm_start, **({"whitebox_steps": args.whitebox_steps} if args.whitebox_steps else {}))
+                       warm_start=args.warm_start, **({"whitebox_steps": args.whitebox_steps} if args.whitebox_steps else {}),
+                       **{k: getattr(args, k) for k in ("rounds", "round_steps") if getattr(args, k) is not None})
 
     def measure(predict: Any) -> dict[str, Any]:
         return {k: v.to_dict() for k, v in backdoor_metrics(predict, evaluation, trigger, args.target).items()}
@@ -124,8 +133,14 @@ def run(args: argparse.Namespace) -> int:
     if ws is not None:
         verdict = ("the zeroth-order fit did not beat it: the warm start is what was kept" if ws["kept"] else
                    f"the zeroth-order fit raised it to {100 * defended.info['val_agreement']:.1f}%")
+        rounds = ws["rounds"]
+        trained = ("the transform trained against it" if not rounds else
+                   f"after {len(rounds)} rounds of querying the transformed images "
+                   f"({sum(r['queries'] for r in rounds)} queries; through the suspect, on the training images: "
+                   f"{', '.join('%.1f%%' % (100 * r['agreement']) for r in rounds)} before each round's refit), the "
+                   f"transform trained against it")
         print(f"warm start: a stand-in distilled from the pseudo-labels agrees with the suspect on "
-              f"{100 * ws['surrogate_agreement']:.1f}% of held-out benign images; the transform trained against it "
+              f"{100 * ws['surrogate_agreement']:.1f}% of held-out benign images; {trained} "
               f"agrees {100 * ws['agreement']:.1f}% through the suspect — {verdict}", file=sys.stderr)
     results: dict[str, Any] = {
         "suspect": suspect, "defended_blackbox": {**measure(defended.predict), **defended.describe()},

@@ -136,9 +136,9 @@ def run(args: argparse.Namespace) -> int:
         rounds = ws["rounds"]
         trained = ("the transform trained against it" if not rounds else
                    f"after {len(rounds)} rounds of querying the transformed images "
-                   f"({sum(r['queries'] for r in rounds)} queries; through the suspect, on the training images: "
-                   f"{', '.join('%.1f%%' % (100 * r['agreement']) for r in rounds)} before each round's refit), the "
-                   f"transform trained against it")
+                   f"({sum(r['queries'] for r in rounds)} queries; at the start of each round the transform agreed "
+                   f"{', '.join('%.1f%%' % (100 * r['agreement']) for r in rounds)} with the suspect's labels of the "
+                   f"training images), the transform trained against the refitted stand-in")
         print(f"warm start: a stand-in distilled from the pseudo-labels agrees with the suspect on "
               f"{100 * ws['surrogate_agreement']:.1f}% of held-out benign images; {trained} "
               f"agrees {100 * ws['agreement']:.1f}% through the suspect — {verdict}", file=sys.stderr)

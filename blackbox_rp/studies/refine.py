@@ -338,9 +338,9 @@ def warm_start(oracle: Any, x: np.ndarray, train: Dataset, val: Dataset, scores:
         logger.info("warm start: reusing %s (its %d rounds' queries sent again)", path, cfg.rounds)
         with np.load(path) as f:
             info = json.loads(str(f["info"]))
+            last = info["rounds"][-1] if info["rounds"] else info  # the stand-in kept is the last round's
             sur = Surrogate.from_arrays(*shape, cfg.surrogate, {k[4:]: f[k] for k in f.files if k.startswith("sur/")},
-                                        info["rounds"][-1]["surrogate_agreement"] if info["rounds"] else info["surrogate_agreement"],
-                info["surrogate_epochs"])
+                                        last["surrogate_agreement"], info["surrogate_epochs"])
             for r in range(cfg.rounds):
                 _transformed_answers(oracle, t, f[f"round/{r}"], train.x)
             return WarmStart(f["theta"].astype(np.float64), info, sur)

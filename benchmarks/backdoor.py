@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                         "then come from the test split)")
     p.add_argument("--warm-start", choices=("surrogate", "none"), default="surrogate",
                    help="start black-box REFINE from white-box REFINE against a stand-in distilled from the "
-                        "pseudo-label answers (default; no query), or from the transform's θ₀ (none)")
+                        "pseudo-label answers (default; no query for it, --rounds queries for its rounds), or from "
+                        "the transform's θ₀ (none)")
     p.add_argument("--surrogate-epochs", type=int, default=15, help="epochs of the stand-in's distillation")
     p.add_argument("--rounds", type=int, default=4,
                    help="the warm start's rounds: each queries the transformed training images once (in the budget), "

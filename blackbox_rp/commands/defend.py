@@ -62,8 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=v.positive_int, default=64, help="images per step (default 64)")
     p.add_argument("--warm-start", choices=("surrogate", "none"), default="surrogate",
                    help="surrogate (default): distill a local stand-in from the pseudo-label answers (no query), "
-                        "train the transform white-box against it and start the black-box fit there; none: start "
-                        "at the transform's θ₀")
+                        "train the transform white-box against it, run --rounds and start the black-box fit there; "
+                        "none: start at the transform's θ₀")
     p.add_argument("--rounds", type=v.non_negative_int, default=None,
                    help="rounds of the surrogate warm start (default 4): each sends the transformed training images "
                         "through the suspect once (in the budget), refits the stand-in on every answer so far and "

@@ -118,7 +118,7 @@ def run_cell(attack_name: str, method: str, budget: int | None, seed: int, args:
             "clean_ci": m["clean_accuracy"].interval, "asr_ci": m["asr"].interval, "queries": queries,
             "seconds": time.monotonic() - t0, "n_benign": args.n_benign, "n_eval": args.n_eval,
             "benign_source": args.benign_source, "warm_start_mode": args.warm_start, "val_size": args.val_size,
-            "rounds": args.rounds if args.warm_start == "surrogate" else 0, "round_steps": args.round_steps,
+            "rounds": cfg.warm_rounds, "round_steps": args.round_steps,
             "transform": args.transform, "optimizer": args.optimizer, "optimizer_params": args.optimizer_param,
             "batch_size": args.batch_size, **extra}
 

@@ -57,7 +57,19 @@ def test_markers_place_each_slot_and_set_the_slot_count():
     t = make(template="{p1} review: {x} it was {p0}.", candidates=("really", "so"))
     assert t.config.slots == 2
     assert t.apply(np.array([1.0, 2.0]), ["ok"]) == ["so review: ok it was really."]
-    assert t.apply(np.zeros(2), ["ok"]) == [" review: ok it was ."]
+    assert t.apply(np.zeros(2), ["ok"]) == ["review: ok it was."], "an empty marker leaves no stray space"
+
+
+def test_empty_markers_at_the_end_leave_the_hand_prompt_exactly():
+    # slots appended after the answer cue: θ₀ must be the hand prompt itself, no trailing space (a prompt that
+    # ends in a space asks the model for a token without its leading space)
+    t = make(template="Review: {x}\nSentiment: {p0} {p1}", candidates=("it", "was"))
+    assert t.readable(t.init_theta()) == "Review: {x}\nSentiment:"
+    assert t.readable(np.array([1.0, 2.0])) == "Review: {x}\nSentiment: it was"
+    assert t.readable(np.array([0.0, 2.0])) == "Review: {x}\nSentiment: was"
+    t = make(template="Review: {x}\n{p0} {p1} {p2}", candidates=("it", "was"), init=("", "", "Sentiment:"))
+    assert t.readable(t.init_theta()) == "Review: {x}\nSentiment:"
+    assert t.readable(np.array([1.0, 0.0, 2.0])) == "Review: {x}\nit was"
 
 
 def test_template_without_the_input_placeholder_is_refused_clearly():

@@ -232,9 +232,9 @@ class DiscretePrompt(InputTransform):
         t = self.config.template
         if self._markers:
             for i, w in enumerate(ws):
-                t = t.replace("{p%d}" % i, w)
+                t = _fill(t, "{p%d}" % i, w)
             before, after = t.split("{x}")
-            return _tidy(before), _tidy(after)
+            return before, after
         before, after = t.split("{x}")
         L = len(ws)
         cut = {"before": L, "after": 0, "around": (L + 1) // 2}[self.config.position]
@@ -273,6 +273,13 @@ class DiscretePrompt(InputTransform):
                 "space": self._space.describe()}
 
 
-def _tidy(s: str) -> str:
-    """Collapse the double spaces an empty marker leaves (never touching newlines)."""
-    return re.sub(r" {2,}", " ", s)
+def _fill(template: str, marker: str, word: str) -> str:
+    """Put ``word`` at ``marker``; an empty word takes one space beside the marker with it (the one before it,
+    else the one after), so an empty slot leaves neither a double space nor a trailing one — a prompt ending in
+    a space makes a language model predict a token without its leading space."""
+    if word:
+        return template.replace(marker, word)
+    for m in (" " + marker, marker + " ", marker):
+        if m in template:
+            return template.replace(m, "", 1)
+    return template

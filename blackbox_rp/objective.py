@@ -61,15 +61,42 @@ class Objective:
             parts.append(self.oracle(self.transform(theta, x[s:s + self.eval_batch]), phase=phase))
         return Response.concat(parts)
 
-    def score(self, cands: list[np.ndarray], xb: Any, yb: np.ndarray, phase: str = "train") -> Scored:
-        """Every candidate on the same minibatch, in one oracle batch; one loss per candidate."""
+    def score(self, cands: list[np.ndarray], xb: Any, yb: np.ndarray, phase: str = "train",
+              folds: int | None = None) -> Scored:
+        """Every candidate on the same minibatch, in one oracle batch; one loss per candidate.
+
+        ``folds`` None reads every candidate with the mapping as it is; a number k scores each candidate
+        with the mapping fitted to that candidate's own answers (:meth:`cross_fitted_scores`).
+        """
         if self.loss_fn is None:
             raise ValueError("this objective has no loss: build it with loss_fn to score candidates")
         resp = self.oracle(concat_inputs([self.transform(c, xb) for c in cands]), phase=phase)
         rows = len(xb) * self.transform.views
-        losses = [self.loss_fn(self.mapping.scores(resp.take(slice(j * rows, (j + 1) * rows))), yb)
-                  for j in range(len(cands))]
+        blocks = [resp.take(slice(j * rows, (j + 1) * rows)) for j in range(len(cands))]
+        read = self.mapping.scores if folds is None else (lambda r: self.cross_fitted_scores(r, yb, folds))
+        losses = [self.loss_fn(read(b), yb) for b in blocks]
         return Scored(losses, resp, np.tile(yb, len(cands)))
+
+    def cross_fitted_scores(self, resp: Response, y: np.ndarray, folds: int) -> np.ndarray:
+        """Out-of-fold class scores of one candidate's answers: the targets are cut into ``folds`` contiguous
+        folds (a minibatch is already shuffled) and each fold is read by the mapping fitted on the others.
+        The mapping is left as it was."""
+        y = np.asarray(y)
+        views = self.transform.views
+
+        def rows(targets: np.ndarray) -> np.ndarray:  # the answer rows of these targets (views are target-major)
+            return (targets[:, None] * views + np.arange(views)).ravel()
+
+        saved = self.mapping.state_dict()
+        out = np.zeros((len(y), self.mapping.num_target))
+        try:
+            for held in np.array_split(np.arange(len(y)), folds):
+                rest = np.setdiff1d(np.arange(len(y)), held)
+                self.mapping.fit(resp.take(rows(rest)), y[rest])
+                out[held] = self.mapping.scores(resp.take(rows(held)))
+        finally:
+            self.mapping.load_state_dict(saved)
+        return out
 
     def example_losses(self, inputs: Any, yb: np.ndarray, blocks: int, phase: str = "train") -> tuple[np.ndarray, Response]:
         """Each example's loss at ``blocks`` sets of model inputs, sent in one oracle batch.

@@ -17,6 +17,14 @@ probes of RESOURCES.md):
   ~10⁴ weights overfit the few distinct images a window holds. With
   ``refit="joint"`` the readout is instead trained *together* with θ: one
   exact-gradient Adam step on every step's answers, no extra query.
+* **Or ω is refitted for every candidate** (``refit="candidate"``). A
+  discrete prompt that changes its last words changes *which* tokens the
+  model answers, so a readout fitted to the current prompt cannot read a
+  candidate's answers and every search stays near where it started. Each
+  candidate is then scored by a copy of ω fitted to its own answers on the
+  step's minibatch, cross-fitted in ``candidate_folds`` folds (the loss is
+  out-of-fold), and each validated θ gets ω refitted on the training split
+  first (its cost is planned; no final refit is needed).
 * **Selection uses validation only.** θ and ω are evaluated on the validation
   split every ``eval_every`` steps (phase ``"validation"``); the best pair is
   kept. At the end ω is refitted once more on the full training split at the
@@ -58,7 +66,7 @@ from .data import TaskData
 from .exposure import Response
 from .loop import Loop, StopLoop
 from .losses import LOSSES, make_loss
-from .mapping.base import TrainableMapping
+from .mapping.base import FixedMapping, TrainableMapping
 from .objective import Objective, accuracy_of
 from .optim.chain import InputGradientOptimizer, InputPrior, chain_gradient
 from .transforms.protocol import DifferentiableTransform
@@ -97,7 +105,7 @@ def recommended_optimizer_params(optimizer: str, mapping: str) -> dict[str, Any]
 
 
 #: how the mapping follows the prompt during fit (see :class:`ReprogramConfig`)
-REFITS = ("auto", "window", "epoch", "joint", "none")
+REFITS = ("auto", "window", "epoch", "joint", "candidate", "none")
 
 
 @dataclass(frozen=True)
@@ -114,8 +122,14 @@ class ReprogramConfig:
             for parametric readouts (``linear``: its ~10⁴ weights overfit the few hundred distinct
             images a window holds), ``"window"`` for FLM/BLM/BLM+; ``"joint"``: a parametric readout
             (``linear``) takes one exact-gradient Adam step (``readout_lr``) on every step's answers,
-            trained together with θ at no query cost (initial and final fits as usual). The readout's
+            trained together with θ at no query cost (initial and final fits as usual); ``"candidate"``:
+            each candidate is scored by ω fitted to its own answers on the step's minibatch (cross-fitted in
+            ``candidate_folds`` folds, out-of-fold loss), and ω is refitted on the training split at each
+            validated θ (``len(train)`` queries per validation after θ₀'s; no final refit) — for prompts
+            whose candidates change the answers' tokens, where no one ω reads them all. The readout's
             objective is always cross-entropy + its l2, whatever ``loss`` θ follows.
+        candidate_folds: folds of the minibatch when ``refit="candidate"`` (each fold scored by ω fitted on
+            the others).
         readout_lr: Adam step size of the joint readout (``refit="joint"`` only).
         refit_every: steps between window refits.
         refit_window: most recent answered rows a window refit uses (the prompt drifts: old rows mislead).
@@ -133,6 +147,7 @@ class ReprogramConfig:
     refit: str = "auto"
     refit_every: int = 10
     refit_window: int = 4096
+    candidate_folds: int = 4
     eval_every: int = 25
     readout_lr: float = 1e-3
     val_size: int | None = None
@@ -143,7 +158,7 @@ class ReprogramConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "refit_every", "refit_window", "eval_every", "eval_batch"):
+        for name in ("batch_size", "refit_every", "refit_window", "candidate_folds", "eval_every", "eval_batch"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"ReprogramConfig.{name} must be a positive int, got {v!r}")
@@ -153,6 +168,9 @@ class ReprogramConfig:
                 raise ValueError(f"ReprogramConfig.{name} must be a positive int or None, got {v!r}")
         if self.refit not in REFITS:
             raise ValueError(f"ReprogramConfig.refit must be one of {list(REFITS)}, got {self.refit!r}")
+        if self.refit == "candidate" and (self.candidate_folds < 2 or self.candidate_folds > self.batch_size):
+            raise ValueError(f"refit='candidate' cross-fits each candidate's minibatch: candidate_folds must lie in "
+                             f"[2, batch_size={self.batch_size}], got {self.candidate_folds}")
         if isinstance(self.readout_lr, bool) or not (isinstance(self.readout_lr, (int, float)) and self.readout_lr > 0):
             raise ValueError(f"ReprogramConfig.readout_lr must be a positive number, got {self.readout_lr!r}")
         if self.loss not in LOSSES:
@@ -180,8 +198,10 @@ class BudgetPlan:
     every ``eval_every`` steps, and after the last step); ``per_step`` one optimizer step (every candidate
     on one minibatch, views included); ``epoch_refit`` each epoch's refit of ω (0 unless the mapping
     follows θ per epoch), every ``steps_per_epoch`` steps; ``final_refit`` is kept for the refit of ω at
-    the best θ. A step is taken only when the budget left also pays for the validation after it and the
-    final refit, so no step is ever paid for and left unjudged.
+    the best θ; ``validation_refit`` is ω's refit on the training split before each validation after θ₀'s
+    (``refit="candidate"``: ω is fitted to each validated θ). A step is taken only when the budget left also
+    pays for the validation after it (with its refit) and the final refit, so no step is ever paid for and
+    left unjudged.
     """
 
     first_fit: int
@@ -191,12 +211,18 @@ class BudgetPlan:
     epoch_refit: int
     steps_per_epoch: int
     eval_every: int
+    validation_refit: int = 0
+
+    @property
+    def judge(self) -> int:
+        """One validation after θ₀'s, with the refit of ω it needs (if any)."""
+        return self.validation + self.validation_refit
 
     @property
     def minimum(self) -> int:
         """The least budget that pays for one step and its validation: θ₀'s fit and validation, the step,
         its validation and the final refit's reserve."""
-        return self.first_fit + 2 * self.validation + self.per_step + self.final_refit
+        return self.first_fit + self.validation + self.judge + self.per_step + self.final_refit
 
     def step_cost(self, steps_done: int) -> int:
         """Queries of the next step, with the epoch refit it starts (if any)."""
@@ -211,19 +237,19 @@ class BudgetPlan:
         n = 0
         while max_steps is None or n < max_steps:
             cost = self.step_cost(n)
-            if spent + cost + self.validation + self.final_refit > budget:
+            if spent + cost + self.judge + self.final_refit > budget:
                 break
             spent += cost
             n += 1
             if n % self.eval_every == 0:
-                spent += self.validation
+                spent += self.judge
         return n
 
     def spend(self, steps: int) -> int:
         """Train + validation queries of a fit that takes ``steps`` steps: θ₀'s fit and validation, the steps
         with their epoch refits, a validation every ``eval_every`` steps and after the last, the final refit."""
         total = self.first_fit + self.validation + sum(self.step_cost(n) for n in range(steps))
-        total += self.validation * (steps // self.eval_every + (1 if steps % self.eval_every else 0))
+        total += self.judge * (steps // self.eval_every + (1 if steps % self.eval_every else 0))
         return total + (self.final_refit if steps else 0)
 
     def check(self, budget: int | None) -> None:
@@ -232,14 +258,19 @@ class BudgetPlan:
             raise BudgetTooSmall(
                 f"a budget of {budget} train+validation queries cannot pay for one optimizer step and its "
                 f"validation: fitting the mapping at θ₀ costs {self.first_fit} (the training split), each "
-                f"validation {self.validation}, one step {self.per_step}, and {self.final_refit} are kept for the "
+                f"validation {self.validation}{self._refit_words}, one step {self.per_step}, and {self.final_refit} are kept for the "
                 f"final refit — at least {self.minimum} are needed. Raise the budget, or use fewer training or "
                 f"validation examples (--val-size), a smaller batch or fewer candidates per step")
 
     def describe(self, budget: int | None, max_steps: int | None = None) -> str:
         n = self.steps(budget, max_steps)
         return (f"{'unbounded' if n is None else n} steps of {self.per_step} queries; θ₀ fit {self.first_fit}, "
-                f"validation {self.validation} every {self.eval_every} steps, final refit {self.final_refit}")
+                f"validation {self.validation}{self._refit_words} every {self.eval_every} steps, "
+                f"final refit {self.final_refit}")
+
+    @property
+    def _refit_words(self) -> str:
+        return f" (+{self.validation_refit} to refit the mapping at the validated θ)" if self.validation_refit else ""
 
 
 @dataclass(frozen=True)
@@ -342,6 +373,13 @@ class Reprogrammer:
         if self.refit == "joint" and not trainable:
             raise ValueError(f"refit='joint' trains a parametric readout with the prompt; mapping {mapping.name!r} "
                              f"has no parameters to train: use refit 'window' or 'epoch' (or the 'linear' mapping)")
+        if self.refit == "candidate" and isinstance(mapping, FixedMapping):
+            raise ValueError(f"refit='candidate' fits the mapping to every candidate's answers, but mapping "
+                             f"{mapping.name!r} is fixed (nothing is fitted): use a fitted mapping (token-linear, "
+                             f"token-blm+, linear, blm+, ...) or another refit")
+        if self.refit == "candidate" and isinstance(optimizer, InputGradientOptimizer):
+            raise ValueError(f"refit='candidate' scores θ candidates, but optimizer {optimizer.name!r} estimates "
+                             f"gradients at the model's inputs (it proposes no candidates): use another refit")
         self.result: FitResult | None = None
         logger.info("reprogramming: transform %s (θ: %s), mapping %s, optimizer %s, loss %s",
                     transform.name, space.describe_short(), mapping.name, optimizer.name, cfg.loss)
@@ -387,10 +425,12 @@ class Reprogrammer:
         cfg, views = self.config, self.transform.views
         n_v = n_val if cfg.val_size is None else min(cfg.val_size, n_val)
         batch = min(cfg.batch_size, n_train)
+        per_candidate = self.refit == "candidate"
         return BudgetPlan(first_fit=n_train * views, validation=n_v * views,
                           per_step=self.optimizer.queries_per_step * batch * views,
-                          final_refit=n_train * views if cfg.final_refit else 0,
+                          final_refit=n_train * views if cfg.final_refit and not per_candidate else 0,
                           epoch_refit=n_train * views if self.refit == "epoch" else 0,
+                          validation_refit=n_train * views if per_candidate else 0,
                           steps_per_epoch=max(1, n_train // cfg.batch_size), eval_every=cfg.eval_every)
 
     # ------------------------------------------------------------------ fit
@@ -430,12 +470,15 @@ class Reprogrammer:
 
         def validate(step: int) -> float:
             # at step 0 ω was just fitted on all of train at θ₀: no final refit to keep budget for
-            if not obj.affordable(plan.validation, reserve if step else 0):
+            if not obj.affordable(plan.judge if step else plan.validation, reserve if step else 0):
                 raise StopLoop("budget exhausted (budget left only for the final refit)")
             theta = self.theta.copy() if step == 0 else opt.recommend()
+            if step and plan.validation_refit:  # ω read this θ's answers on no split yet: fit it there first
+                refit_full(theta)
             acc, resp = obj.accuracy(theta, xv, yv, "validation")
             validated.update(theta=theta, val_resp=resp)
-            logger.info("step %d: validation accuracy %.4f after %d queries", step, acc, obj.spent())
+            logger.info("step %d: validation accuracy %.4f after %d queries at θ = %r", step, acc, obj.spent(),
+                        self.transform.readable(theta))
             return acc
 
         def snapshot() -> dict[str, Any]:  # the point validate() just measured
@@ -450,8 +493,9 @@ class Reprogrammer:
             if why:
                 return f"optimizer: {why}"
             # the step (with the epoch refit it may start), the validation that will judge it, the final refit
-            if not obj.affordable(plan.step_cost(loop.result.steps) + plan.validation, reserve):
-                return "budget exhausted (the rest pays for the last validation and the final refit)"
+            if not obj.affordable(plan.step_cost(loop.result.steps) + plan.judge, reserve):
+                return ("budget exhausted (the rest pays for the last validation"
+                        + (" and the final refit)" if reserve else ")"))
             return None
 
         def step(n: int) -> dict[str, Any]:
@@ -468,7 +512,7 @@ class Reprogrammer:
             return {"loss": loss}
 
         def finish() -> None:
-            if cfg.final_refit:
+            if plan.final_refit:
                 self._final_refit(train, yv, loop.result)
 
         callbacks = list(callbacks) + ([] if callback is None else [
@@ -497,7 +541,8 @@ class Reprogrammer:
             answers, labels, losses = est.answers, est.labels, [est.loss]
         else:
             cands = self.optimizer.ask()
-            scored = self.objective.score(cands, xb, yb)
+            scored = self.objective.score(cands, xb, yb,
+                                          folds=self.config.candidate_folds if self.refit == "candidate" else None)
             self.optimizer.tell(cands, scored.losses)
             answers, labels, losses = scored.answers, scored.labels, scored.losses
         if self.refit == "joint":

@@ -54,7 +54,7 @@ def test_results_json_has_the_fields_and_the_budget_holds(tmp_path, capsys):
     (["--loss", "mse"], "'ce', 'focal', 'hinge', 'neg-acc'"),
     (["--budget", "0"], "expected a positive integer"),
     (["--split", "0.5,0.5"], "TRAIN,VAL,TEST"),
-    (["--refit", "always"], "'auto', 'epoch', 'joint', 'none', 'window'"),
+    (["--refit", "always"], "'auto', 'candidate', 'epoch', 'joint', 'none', 'window'"),
     (["--probe-views", "48,x"], "image sizes in pixels separated by commas"),
 ])
 def test_bad_arguments_are_refused_with_what_is_accepted(tmp_path, capsys, bad, says):

@@ -77,7 +77,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refit", default="auto", choices=REFIT_CHOICES, metavar="R",
                    help="how the mapping follows the prompt: auto (default; epoch for linear/ILM, window for "
                         "FLM/BLM/BLM+), window, epoch, joint (linear readout trained with the prompt, no extra "
-                        "queries) or none")
+                        "queries), candidate (the mapping fitted to each candidate's own answers, cross-fitted on "
+                        "the minibatch, and refitted on the training split at each validated θ: for discrete "
+                        "prompts, whose candidates change which tokens the model answers) or none")
+    p.add_argument("--candidate-folds", type=v.positive_int, default=4,
+                   help="folds of each candidate's minibatch with --refit candidate (default 4)")
     p.add_argument("--probe-views", type=v.sizes, default=(),
                    help="also a linear probe on several views of each image, e.g. 48,64 (image sizes on the "
                         "canvas; one query per view and image)")
@@ -112,7 +116,8 @@ def config_from_args(args: argparse.Namespace) -> "object":
         "loss": {"name": args.loss},
         "budget": {k: v for k, v in (("queries", args.budget), ("max_steps", args.steps)) if v is not None},
         "fit": {"batch_size": args.batch_size, "eval_every": args.eval_every, "refit": args.refit,
-                "readout_lr": args.readout_lr, **({"val_size": args.val_size} if args.val_size else {})},
+                "readout_lr": args.readout_lr, "candidate_folds": args.candidate_folds,
+                **({"val_size": args.val_size} if args.val_size else {})},
         "baselines": {"probe_views": list(args.probe_views), "whitebox_steps": args.whitebox_steps},
     }
     return from_dict(tree)

@@ -246,6 +246,7 @@ class FitConfig:
     val_size: int | None = None
     refit: str = "auto"
     readout_lr: float = 1e-3
+    candidate_folds: int = 4
 
     def __post_init__(self) -> None:
         from ..reprogram import REFITS
@@ -256,6 +257,10 @@ class FitConfig:
         if self.val_size is not None and self.val_size < 1:
             _fail("fit.val_size", self.val_size, "a positive integer")
         _check_name("fit.refit", self.refit, REFITS)
+        if self.refit == "candidate" and not 2 <= self.candidate_folds <= self.batch_size:
+            _fail("fit.candidate_folds", self.candidate_folds,
+                  f"an integer from 2 to fit.batch_size ({self.batch_size}): each candidate's minibatch is cut "
+                  f"into that many folds")
         if not (self.readout_lr > 0 and math.isfinite(self.readout_lr)):
             _fail("fit.readout_lr", self.readout_lr, "a positive number")
 

@@ -223,7 +223,8 @@ def prepare(cfg: RunConfig, run_dir: Path | None) -> Prepared:
                             seed=cfg.task.seed, mapping_params=dict(cfg.mapping.params),
                             optimizer_params=opt_params, loss=cfg.loss.name, loss_params=dict(cfg.loss.params),
                             max_steps=cfg.budget.max_steps, batch_size=f.batch_size, eval_every=f.eval_every,
-                            val_size=f.val_size, refit=f.refit, readout_lr=f.readout_lr)
+                            val_size=f.val_size, refit=f.refit, readout_lr=f.readout_lr,
+                            candidate_folds=f.candidate_folds)
     plan = plan_run(rp, cfg.budget.queries, cfg.budget.max_steps, len(train), len(val))
     # only a run that passed every check claims its directory (a refused one leaves nothing behind)
     if run_dir is not None:

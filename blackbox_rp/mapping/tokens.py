@@ -50,7 +50,7 @@ import numpy as np
 from ..exposure import Response
 from ..oracle import Oracle
 from ..vocab import TokenOracle, Vocabulary, VocabularyError
-from .base import LabelMapping, normalize_rows
+from .base import FixedMapping, LabelMapping, normalize_rows
 from .bayesian import blm_weights
 from .linear import LinearMapping
 from .registry import make_mapping, register_mapping
@@ -231,7 +231,7 @@ def _resolve_words(words: tuple[str, ...], vocabulary: Vocabulary | None, leadin
 
 
 @register_mapping("verbalizer")
-class Verbalizer(TokenMapping):
+class Verbalizer(TokenMapping, FixedMapping):
     """Fixed label words: class c's score is its words' next-token probabilities, rows renormalised.
 
     Nothing to fit (it is fitted once built); ``fit`` is accepted and changes nothing.

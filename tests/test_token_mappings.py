@@ -160,7 +160,7 @@ def test_token_linear_features_are_the_shown_log_probs_over_a_compact_index_with
     # " awful" (6) is not in the index: dropped; the indexed tokens it hides get the floor
     assert np.allclose(m.features(topk([[6, 1]], [[0.9, 0.05]])), [[0.05, 0.01, 0.01]])
     # it is the image readout on those compact features
-    ref = LinearMapping(3, 2).fit(m.features(ANSWERS), Y)
+    ref = LinearMapping(3, 2, l2=m.config.l2).fit(m.features(ANSWERS), Y)
     assert np.allclose(m.scores(ANSWERS), ref.scores(m.features(ANSWERS)))
     assert m.predict(ANSWERS).tolist() == Y.tolist()
     capped = make_mapping("token-linear", V.size, 2, max_features=2).fit(ANSWERS, Y)

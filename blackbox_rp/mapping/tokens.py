@@ -416,10 +416,13 @@ class TokenBLMPlus(_TokenBayes):
 @dataclass(frozen=True)
 class TokenLinearConfig:
     """max_features: most frequent shown tokens kept as features (default 2000).
-    l2, eps, max_iter: the logistic regression's (see :class:`~blackbox_rp.mapping.linear.LinearConfig`)."""
+    l2, eps, max_iter: the logistic regression's (see :class:`~blackbox_rp.mapping.linear.LinearConfig`).
+    l2 defaults to 1.0, not the image readout's 10⁻³: a text task gives a few hundred answers and their
+    top-k shows up to ~10³ distinct tokens, and on MR (Gemma-3 270M, 100 training reviews, 3 seeds) the
+    validation accuracy of the hand prompt's readout rose from 54–66% at 10⁻³ to 62–73% at 1.0."""
 
     max_features: int = 2000
-    l2: float = 1e-3
+    l2: float = 1.0
     eps: float = 1e-30
     max_iter: int = 300
 

@@ -113,6 +113,7 @@ def test_categorical_only_optimizers_refuse_a_box(name):
 @pytest.mark.parametrize("name, params, budget", [
     ("bdpl", {"samples": 8, "lr": 0.5}, 800),
     ("greedy", {"popsize": 4}, 200),
+    ("greedy", {"popsize": 4, "confirm": True}, 300),
     ("random", {"popsize": 20}, 600),
     ("ng:DiscreteOnePlusOne", {}, 300),
     ("ng:PortfolioDiscreteOnePlusOne", {}, 300),
@@ -154,6 +155,33 @@ def test_greedy_keeps_the_current_prompt_unless_an_edit_beats_it_on_the_same_bat
     assert opt.recommend().tolist() == [0, 0, 0]
 
 
+def test_greedy_with_confirm_moves_only_after_an_edit_wins_on_two_minibatches():
+    opt = make("greedy", SPACE, seed=0, popsize=2, confirm=True)
+    assert opt.queries_per_step == 4
+    c = opt.ask()
+    assert c[1].tolist() == c[0].tolist() == [0, 0, 0], "no challenger yet: slot 1 repeats the incumbent"
+    opt.tell(c, [1.0, 1.0, 0.5, 2.0])  # edit c[2] wins once: it becomes the challenger, the prompt stays
+    assert opt.recommend().tolist() == [0, 0, 0]
+    winner = c[2].copy()
+    c = opt.ask()
+    assert c[1].tolist() == winner.tolist(), "the challenger is scored again, beside the incumbent"
+    opt.tell(c, [1.0, 1.2, 3.0, 3.0])  # it loses on the fresh minibatch: dropped, no move
+    assert opt.recommend().tolist() == [0, 0, 0] and opt.challenger is None
+    c = opt.ask()
+    opt.tell(c, [1.0, 1.0, 0.2, 3.0])
+    winner = c[2].copy()
+    c = opt.ask()
+    assert c[1].tolist() == winner.tolist()
+    slot = int(np.flatnonzero(c[2] != c[0])[0])  # this step's edit is of another slot or the same
+    opt.tell(c, [1.0, 0.5, 0.1, 3.0])  # the challenger wins again: the prompt moves to it, and this step's
+    # winning edit becomes the next challenger, applied on top of the prompt it moved to
+    assert opt.recommend().tolist() == winner.tolist()
+    expected = winner.copy()
+    expected[slot] = c[2][slot]
+    assert (opt.challenger is None and expected.tolist() == winner.tolist()) or \
+        opt.challenger.tolist() == expected.tolist()
+
+
 def test_random_search_on_a_box_draws_as_before_and_mixed_spaces_work():
     rng = np.random.default_rng(0)
     opt = make("random", 3, seed=0, popsize=4)
@@ -167,6 +195,7 @@ def test_random_search_on_a_box_draws_as_before_and_mixed_spaces_work():
 
 # ------------------------------------------------------------- resume exactly
 @pytest.mark.parametrize("name, params", [("bdpl", {"samples": 4}), ("greedy", {"popsize": 3}),
+                                          ("greedy", {"popsize": 3, "confirm": True}),
                                           ("random", {"popsize": 5}), ("ng:DiscreteOnePlusOne", {}),
                                           ("ng:PortfolioDiscreteOnePlusOne", {})])
 def test_state_saves_and_loads_mid_run_and_continues_bit_for_bit(name, params):

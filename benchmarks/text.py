@@ -27,6 +27,15 @@ mapping, mean over seeds), ``soft_start_accuracy`` and ``learned_soft_prompt_acc
         --json-out runs/text.json --journal runs/text.sqlite
     python benchmarks/text.py --datasets mr --seeds 0 --split 100,100,200 --budget 1500 \\
         --transforms soft --mappings verbalizer --soft-param dim=500     # BBT only (beside the baselines)
+    python benchmarks/text.py --datasets mr --seeds 0,1,2 --split 100,100,1000 --budget 8000 \\
+        --optimizers greedy --mappings token-linear --optimizer-param popsize=40 \\
+        --template 'Review: {x}\\n{p0} {p1} {p2}' --init ,,Sentiment: --candidates freq --num-candidates 40 \\
+        --refit candidate --batch-size 32 --eval-every 1     # the slots end the prompt; ω fitted per candidate
+
+``--template`` with ``{p0}``... markers puts the slots where the model answers (``--init`` gives their start
+words, so θ₀ is still the hand-written prompt: checked); ``--refit candidate`` scores each candidate with the
+mapping fitted to its own answers (:class:`blackbox_rp.reprogram.ReprogramConfig`). Such settings name the cell
+(``greedy popsize=40 [template=..., refit=candidate]``), so one grid file holds them beside the defaults.
 
 Long grids: ``--json-out FILE`` is rewritten after every cell and a run started again with the same file
 runs only the cells not in it; with ``--journal FILE`` the cell that was cut off replays the answers it had
@@ -91,6 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mappings", default="verbalizer,token-blm+,token-linear")
     p.add_argument("--slots", type=int, default=4)
     p.add_argument("--position", default="before")
+    p.add_argument("--template", default=None,
+                   help="the learned prompts' template, {p0}... markers allowed (default: the task's hand-written "
+                        "one); its θ₀ must be the hand-written prompt, e.g. 'Review: {x}\\n{p0} {p1} {p2}' with "
+                        "--init ,,Sentiment:")
+    p.add_argument("--init", default=None, help="start words of the slots, comma-separated ('' for an empty slot)")
+    p.add_argument("--candidates", default="pmi", help="how the slots' words are ranked from the training texts: "
+                                                       "pmi or freq")
+    p.add_argument("--refit", default="auto", help="how the mapping follows the prompt during the search: auto, "
+                                                  "epoch, window, candidate (refitted per candidate), ...")
     p.add_argument("--num-candidates", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--eval-every", type=int, default=10)
@@ -129,6 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     # a learned cell is named by its optimizer and the parameters given to it: one grid file holds both
     # "bdpl samples=4" and "bdpl lr=0.1,samples=4" as different cells
     opt_suffix = " " + ",".join(f"{k}={v}" for k, v in sorted(opt_params.items())) if opt_params else ""
+    # and by how its prompt is searched, when not the defaults
+    variant = {k: v for k, v in (("template", args.template), ("init", args.init), ("candidates", args.candidates),
+                                 ("position", args.position), ("refit", args.refit))
+               if v is not None and v != p.get_default(k)}
+    opt_suffix += " [" + ", ".join(f"{k}={v!r}" if k == "template" else f"{k}={v}" for k, v in variant.items()) + "]" \
+        if variant else ""
+    template = args.template.replace("\\n", "\n") if args.template else None
+    init = tuple(args.init.split(",")) if args.init is not None else None
     n_train, n_val, n_test = (int(v) for v in _csv(args.split))
 
     def keep(row: dict[str, Any]) -> None:
@@ -144,10 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         words = task["words"] or data.classes
         for seed in (int(s) for s in _csv(args.seeds)):
             train, val, test = split_dataset(data, (n_train, n_val, n_test), seed=seed)
-            tparams = {"template": task["template"], "slots": args.slots, "position": args.position,
-                       "num_candidates": args.num_candidates}
+            tparams = {"template": template or task["template"], "position": args.position,
+                       "num_candidates": args.num_candidates, "candidates": args.candidates}
+            if "{p0}" not in tparams["template"]:
+                tparams["slots"] = args.slots
+            if init is not None:
+                tparams["init"] = init
             prompt = DiscretePrompt.for_task(train, lm.input_spec, seed=seed, **tparams)
             theta0 = prompt.init_theta()
+            if prompt.readable(theta0) != task["template"]:
+                p.error(f"the search template's θ₀ is {prompt.readable(theta0)!r}, not the hand-written prompt "
+                        f"{task['template']!r}: give --init so that its start words make the hand-written prompt")
 
             def answers(theta: np.ndarray, split: Any, phase: str):
                 lm.ledger = Ledger()
@@ -247,7 +280,8 @@ def learned_cell(oracle: Any, transform: str, tparams: dict[str, Any], m: str, o
     t = time.perf_counter()
     rp = Reprogrammer.build(transform, oracle, m, opt, train, seed=seed, transform_params=tparams,
                             mapping_params={"words": words} if m == "verbalizer" else {},
-                            optimizer_params=opt_params, batch_size=args.batch_size, eval_every=args.eval_every)
+                            optimizer_params=opt_params, batch_size=args.batch_size, eval_every=args.eval_every,
+                            refit=args.refit)
     res = rp.fit(train, val)
     spent = oracle.ledger.snapshot()
     ev = rp.evaluate(test)

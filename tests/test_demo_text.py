@@ -21,7 +21,8 @@ from blackbox_rp.textdata import load_text_target  # noqa: E402
 
 def test_the_text_demo_recipe_and_its_fallback_are_valid_tasks():
     full = demo_config(quick=False, text=True)
-    assert full.task.data == "mr" and full.mapping.name == "token-linear" and full.optimizer.name == "bdpl"
+    assert full.task.data == "mr" and full.mapping.name == "token-linear" and full.optimizer.name == "greedy"
+    assert full.fit.refit == "candidate"
     cfg = demo_config(quick=True, text=True, mr=False)
     data = load_text_target(cfg.task.data)
     # the zero-shot baseline reads the class names as label words: plain words, one per class
@@ -46,7 +47,7 @@ def test_demo_text_quick_prints_the_three_readings_and_replays_for_free(tmp_path
         assert line in captured.out
     r = json.loads((out / "results.json").read_text())
     assert r["config"]["oracle"]["model"] == "gemma3-270m"
-    assert r["hand_prompt"] == r["config"]["transform"]["template"]
+    assert r["hand_prompt"] == ("Review: {x}\nSentiment:" if mr else "Text: {x}\nTopic:")
     assert "{x}" in r["prompt"] and repr(r["prompt"]) in captured.out
     measured = [b for b in r["baselines"] if not b["skipped"]]
     assert [b["mapping"] for b in measured] == ["verbalizer", "token-linear"]

@@ -67,7 +67,7 @@ from blackbox_rp.mapping import make_mapping  # noqa: E402
 from blackbox_rp.objective import accuracy_of  # noqa: E402
 from blackbox_rp.reprogram import Reprogrammer  # noqa: E402
 from blackbox_rp.textdata import load_text_target  # noqa: E402
-from blackbox_rp.transforms.text_prompt import DiscretePrompt  # noqa: E402
+from blackbox_rp.transforms.text_prompt import DiscretePrompt, has_slot_markers  # noqa: E402
 
 #: the hand-written prompt and label words of each bundled task
 TASKS = {
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             train, val, test = split_dataset(data, (n_train, n_val, n_test), seed=seed)
             tparams = {"template": template or task["template"], "position": args.position,
                        "num_candidates": args.num_candidates, "candidates": args.candidates}
-            if "{p0}" not in tparams["template"]:
+            if not has_slot_markers(tparams["template"]):
                 tparams["slots"] = args.slots
             if init is not None:
                 tparams["init"] = init

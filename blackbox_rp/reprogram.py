@@ -342,10 +342,7 @@ class Reprogrammer:
         if mapping.views != transform.views:
             raise ValueError(f"transform {transform.name!r} shows each input {transform.views} way(s) but mapping "
                              f"{mapping.name!r} reads {mapping.views} answer(s) per input; build both with the same views")
-        start = np.asarray(transform.init_theta() if theta0 is None else theta0, dtype=np.float64)
-        if theta0 is not None and start.shape != np.shape(transform.init_theta()):
-            raise ValueError(f"theta0 has shape {start.shape}; transform {transform.name!r}'s θ has shape "
-                             f"{np.shape(transform.init_theta())}")
+        start = transform.start_theta(theta0)
         if isinstance(optimizer, str):
             optimizer = make(optimizer, space, seed=cfg.seed, x0=start)
         elif theta0 is not None and not np.array_equal(np.asarray(optimizer.recommend(), dtype=np.float64), start):
@@ -471,7 +468,8 @@ class Reprogrammer:
         def validate(step: int) -> float:
             # at step 0 ω was just fitted on all of train at θ₀: no final refit to keep budget for
             if not obj.affordable(plan.judge if step else plan.validation, reserve if step else 0):
-                raise StopLoop("budget exhausted (budget left only for the final refit)")
+                raise StopLoop("budget exhausted (budget left only for the final refit)" if reserve else
+                               "budget exhausted (too little left for this validation)")
             theta = self.theta.copy() if step == 0 else opt.recommend()
             if step and plan.validation_refit:  # ω read this θ's answers on no split yet: fit it there first
                 refit_full(theta)

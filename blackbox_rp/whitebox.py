@@ -84,11 +84,7 @@ def whitebox_fit(transform: Any, oracle: Any, mapping: Any, train: Dataset, val:
                          f"{type(oracle).__name__} is not one")
     module = oracle.torch_module
     rng = np.random.default_rng(cfg.seed)
-    start = transform.init_theta() if theta0 is None else np.asarray(theta0)
-    if start.shape != (transform.space.dim,):
-        raise ValueError(f"theta0 has shape {start.shape}; transform {transform.name!r} takes θ of shape "
-                         f"({transform.space.dim},)")
-    theta = torch.tensor(start, dtype=torch.float32, requires_grad=True)
+    theta = torch.tensor(transform.start_theta(theta0), dtype=torch.float32, requires_grad=True)
     params = [{"params": [theta], "lr": cfg.lr}]
 
     def forward(th: Any, x: np.ndarray) -> Any:

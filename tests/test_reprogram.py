@@ -219,6 +219,13 @@ def test_whitebox_fit_starts_at_theta0_validates_it_first_and_refuses_a_wrong_sh
     np.testing.assert_allclose(cont["theta"], start, atol=1e-6)
     with pytest.raises(ValueError, match="theta0 has shape"):
         whitebox_fit(rp2.transform, oracle, rp2.mapping, train, val, theta0=start[:-1])
+    # the black-box fit takes its start from the same place, and refuses the same wrong shape
+    dim = rp2.transform.space.dim
+    with pytest.raises(ValueError, match=rf"theta0 has shape \({dim - 1},\); transform 'lowdim' takes θ of shape "
+                                         rf"\({dim},\)"):
+        Reprogrammer(rp2.transform, oracle, rp2.mapping, "spsa-gc", theta0=start[:-1])
+    np.testing.assert_array_equal(Reprogrammer(rp2.transform, oracle, rp2.mapping, "spsa-gc", theta0=start).theta,
+                                  start)
 
 
 RUN = textwrap.dedent("""

@@ -19,8 +19,6 @@ from blackbox_rp.losses import make_loss
 from blackbox_rp.mapping import make_mapping
 from blackbox_rp.objective import Objective
 from blackbox_rp.reprogram import BudgetPlan, ReprogramConfig, Reprogrammer
-from blackbox_rp.space import SearchSpace
-from blackbox_rp.transforms.text_prompt import DiscretePrompt, DiscretePromptConfig
 from token_lm import WordTopicLM, heldout_task
 
 TOPICS3 = ("coding", "emotion", "psychology")

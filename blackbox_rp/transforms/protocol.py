@@ -63,6 +63,16 @@ class InputTransform(ABC):
     def __call__(self, theta: np.ndarray, inputs: Any) -> Any:
         return self.apply(theta, inputs)
 
+    def start_theta(self, theta0: Any = None) -> np.ndarray:
+        """Where a fit starts: θ₀, or ``theta0`` (e.g. a warm start) as float64, refused unless it has θ's shape."""
+        if theta0 is None:
+            return np.asarray(self.init_theta(), dtype=np.float64)
+        start = np.asarray(theta0, dtype=np.float64)
+        if start.shape != (self.space.dim,):
+            raise ValueError(f"theta0 has shape {start.shape}; transform {self.name!r} takes θ of shape "
+                             f"({self.space.dim},)")
+        return start
+
     def readable(self, theta: np.ndarray) -> Any:
         """θ as a person reads it (a prompt string for text; the vector's norm for image prompts)."""
         return {"l2": float(np.linalg.norm(np.asarray(theta, dtype=np.float64)))}

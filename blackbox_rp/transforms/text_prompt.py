@@ -46,11 +46,16 @@ from .registry import register_transform
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DiscretePrompt", "DiscretePromptConfig", "PromptError", "POSITIONS"]
+__all__ = ["DiscretePrompt", "DiscretePromptConfig", "PromptError", "POSITIONS", "has_slot_markers"]
 
 #: where slots go when the template has no {p<i>} markers
 POSITIONS = ("before", "after", "around")
 _MARKER = re.compile(r"\{p(\d+)\}")
+
+
+def has_slot_markers(template: str) -> bool:
+    """Whether ``template`` places its slots with ``{p0}`` … markers (then their count is the slot count)."""
+    return bool(_MARKER.search(template))
 
 
 class PromptError(ValueError):
@@ -171,7 +176,7 @@ class DiscretePrompt(InputTransform):
                 raise PromptError(f"slot {i} has nothing to choose from but its start word {opts[0]!r}; "
                                   f"give candidates other than the hand-written words")
         self._space = SearchSpace.categorical(tuple(len(o) for o in self.options), labels=self.options)
-        self._markers = bool(_MARKER.search(config.template))
+        self._markers = has_slot_markers(config.template)
 
     @staticmethod
     def _slot_options(start: str, candidates: Sequence[str]) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ tests/test_text_gemma.py runs the same path on Gemma-3 270M through llama.cpp.
 
 from __future__ import annotations
 
+import functools
 import json
 import textwrap
 from pathlib import Path
@@ -100,11 +101,11 @@ RUN = textwrap.dedent("""
     from token_lm import WordTopicLM, heldout_task
     train, val, test = split_dataset(heldout_task(("coding", "emotion", "psychology")), (0.5, 0.2, 0.3), seed=0)
     lm = WordTopicLM(exposure="top5", journal=sys.argv[1], max_batch=8)
-    rp = Reprogrammer.build("discrete", lm, "verbalizer", "bdpl", train,
-                            transform_params={"template": "Text: {x} Topic:", "slots": 3, "num_candidates": 12},
-                            mapping_params={"words": ("coding", "emotion", "psychology")},
-                            optimizer_params={"samples": 4, "lr": 1.0}, max_steps=10, batch_size=12, eval_every=3,
-                            seed=2)
+    variant = json.loads(sys.argv[3])
+    rp = Reprogrammer.build("discrete", lm, variant["mapping"], variant["optimizer"], train,
+                            transform_params=variant["transform"], mapping_params=variant["mapping_params"],
+                            optimizer_params=variant["optimizer_params"], max_steps=10, batch_size=12, eval_every=3,
+                            seed=2, **variant["fit"])
     r = rp.fit(train, val, callback=lambda s: print("step", s.step, flush=True))
     t = lm.ledger.total()
     print(json.dumps({"theta": r.theta.tolist(), "prompt": rp.transform.readable(r.theta), "val": r.val_accuracy,
@@ -113,24 +114,42 @@ RUN = textwrap.dedent("""
 """)
 
 
-def _run(journal: Path, kill_after: int | None = None) -> dict | None:
-    return run_killable(RUN, str(journal), str(Path(__file__).parent), kill_after=kill_after, seconds=240)
+#: BDPL with a fixed verbalizer; and the text demo's recipe — slots that end the prompt, greedy edits, the
+#: token-linear readout fitted to every candidate (refit="candidate": its per-candidate fits must replay too)
+RESUME_VARIANTS = {
+    "bdpl-verbalizer": {"mapping": "verbalizer", "optimizer": "bdpl",
+                        "transform": {"template": "Text: {x} Topic:", "slots": 3, "num_candidates": 12},
+                        "mapping_params": {"words": ["coding", "emotion", "psychology"]},
+                        "optimizer_params": {"samples": 4, "lr": 1.0}, "fit": {}},
+    "greedy-candidate": {"mapping": "token-linear", "optimizer": "greedy",
+                         "transform": {"template": "Text: {x}\n{p0} {p1}", "init": ["", "Topic:"],
+                                       "candidates": "freq", "num_candidates": 12},
+                         "mapping_params": {}, "optimizer_params": {"popsize": 3},
+                         "fit": {"refit": "candidate", "candidate_folds": 3}},
+}
+
+
+def _run(journal: Path, variant: str, kill_after: int | None = None) -> dict | None:
+    return run_killable(RUN, str(journal), str(Path(__file__).parent), json.dumps(RESUME_VARIANTS[variant]),
+                        kill_after=kill_after, seconds=240)
 
 
 @pytest.mark.slow
-def test_killed_text_fit_resumes_to_the_same_prompt_without_paying_again(tmp_path):
-    ref = _run(tmp_path / "ref.sqlite")
+@pytest.mark.parametrize("variant", sorted(RESUME_VARIANTS))
+def test_killed_text_fit_resumes_to_the_same_prompt_without_paying_again(tmp_path, variant):
+    run = functools.partial(_run, variant=variant)
+    ref = run(tmp_path / "ref.sqlite")
     journal = tmp_path / "killed.sqlite"
-    assert _run(journal, kill_after=4) is None
+    assert run(journal, kill_after=4) is None
     with Journal(journal) as j:
         answered, calls_before = len(j), j.stats()["calls_logged"]
     assert answered > 0 and calls_before > 0
-    resumed = _run(journal)
+    resumed = run(journal)
     assert (resumed["theta"], resumed["prompt"], resumed["val"], resumed["test"]) == \
         (ref["theta"], ref["prompt"], ref["val"], ref["test"])
     assert resumed["queries"] == ref["queries"], "queries are the algorithm's, wherever answers came from"
     assert resumed["cache_hits"] >= answered, "every answer journaled before the kill is replayed"
     # no completed call is paid again: at most the one in flight at the kill is re-sent
     assert ref["calls"] - calls_before <= resumed["calls"] <= ref["calls"] - calls_before + 1
-    again = _run(journal)
+    again = run(journal)
     assert again["prompt"] == ref["prompt"] and again["calls"] == 0
